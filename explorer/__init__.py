@@ -1,0 +1,3 @@
+"""Diffusion Explorer: the Qt application."""
+
+__version__ = "0.1.0"

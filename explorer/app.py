@@ -1,0 +1,81 @@
+"""Start the application, or render one chapter to a PNG without showing a window."""
+
+from __future__ import annotations
+
+import os
+import tempfile
+from pathlib import Path
+
+from explorer.settings import SETTINGS_FILE_VARIABLE
+
+
+def run_app(argv: list[str] | None = None) -> int:
+    """Open the main window; ``argv`` may name an image file to open first."""
+    from explorer.main_window import MainWindow, ensure_application
+
+    app = ensure_application()
+    window = MainWindow()
+    # Closing the window stops its workers; this covers quitting by other paths.
+    app.aboutToQuit.connect(window.workers.stop_all)
+    window.show()
+    if argv:
+        window.open_image(argv[0])
+    return app.exec()
+
+
+def render_screenshot(
+    chapter: str,
+    out: Path,
+    size: tuple[int, int] = (1400, 860),
+    image: str | None = None,
+) -> Path:
+    """Render the whole window on ``chapter`` offscreen and save it as a PNG.
+
+    Uses throw-away settings so the picture does not depend on the user's.
+    """
+    os.environ.setdefault("QT_QPA_PLATFORM", "offscreen")
+    from explorer.chapters import chapter_entry
+    from explorer.main_window import MainWindow, ensure_application
+    from models.images import open_image
+
+    chapter_entry(chapter)  # unknown names fail before any window exists
+    picture = open_image(image) if image else None
+    app = ensure_application()
+    with tempfile.TemporaryDirectory() as scratch:
+        previous = os.environ.get(SETTINGS_FILE_VARIABLE)
+        os.environ[SETTINGS_FILE_VARIABLE] = str(Path(scratch) / "settings.ini")
+        try:
+            window = MainWindow()
+        finally:
+            if previous is None:
+                del os.environ[SETTINGS_FILE_VARIABLE]
+            else:
+                os.environ[SETTINGS_FILE_VARIABLE] = previous
+        try:
+            window.resize(*size)
+            if picture is not None:
+                window.set_image(picture)
+            window.show_chapter(chapter)
+            window.show()
+            _wait(app, 300)  # let layouts settle and throttled views draw
+            pixmap = window.grab()
+            out = Path(out)
+            if not pixmap.save(str(out), "PNG"):
+                raise OSError(f"could not write {out}")
+        finally:
+            for name in list(window.chapters):
+                window.chapters[name].shutdown()
+            window.workers.stop_all()
+            window.deleteLater()
+            app.processEvents()
+    return out
+
+
+def _wait(app, milliseconds: int) -> None:
+    """Run the event loop for a while (timers fire, layouts settle)."""
+    from PySide6.QtCore import QEventLoop, QTimer
+
+    loop = QEventLoop()
+    QTimer.singleShot(milliseconds, loop.quit)
+    loop.exec()
+    app.processEvents()

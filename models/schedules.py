@@ -56,7 +56,8 @@ def cosine_alpha_bar(t: np.ndarray | float) -> np.ndarray | float:
 
     ᾱ(t) = cos²( (t + s) / (1 + s) · π/2 ),  s = 0.008   (Nichol & Dhariwal, eq. 17)
     """
-    return np.cos((np.asarray(t, dtype=np.float64) + COSINE_OFFSET) / (1 + COSINE_OFFSET) * math.pi / 2) ** 2
+    t = np.asarray(t, dtype=np.float64)
+    return np.cos((t + COSINE_OFFSET) / (1 + COSINE_OFFSET) * math.pi / 2) ** 2
 
 
 def make_betas(
@@ -139,7 +140,7 @@ class NoiseSchedule:
         )
 
     def alpha_bar(self, t: int) -> float:
-        """ᾱ at step t in 0 … T: 1.0 at t = 0 (the clean image), ``alphas_cumprod[t - 1]`` after."""
+        """ᾱ at step t in 0 … T: 1.0 at t = 0 (clean), else ``alphas_cumprod[t - 1]``."""
         if not 0 <= t <= self.num_timesteps:
             raise ValueError(f"t must be between 0 and {self.num_timesteps}, got {t}")
         return 1.0 if t == 0 else float(self.alphas_cumprod[t - 1])

@@ -1,0 +1,348 @@
+"""The ``diffusion-explorer`` command: open the application, or work headless.
+
+::
+
+    diffusion-explorer [IMAGE]                      open the application
+    diffusion-explorer screenshot CHAPTER --out FILE.png
+    diffusion-explorer export forward --image NAME_OR_PATH --frames N --out OUT
+
+Each command is one small ``_add_<command>`` function that builds its parser
+and one ``_run_<command>`` function that does the work and returns an exit code.
+Errors print one line, ``diffusion-explorer: error: ...``, and exit with 2;
+exports are atomic, so a failed command leaves no output behind. The headless
+exports import neither Qt nor torch.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import re
+import secrets
+import sys
+from collections.abc import Iterable
+from contextlib import closing
+from pathlib import Path
+from typing import TextIO
+
+import numpy as np
+
+from explorer import __version__
+from explorer.export import ExportError, export_format, iter_export, params_path
+from models.schedules import BETA_SCHEDULES
+
+PROG = "diffusion-explorer"
+EXIT_ERROR = 2
+EXIT_INTERRUPTED = 130
+
+
+class _UsageError(Exception):
+    """A command-line mistake found by argparse (one line)."""
+
+
+class _Parser(argparse.ArgumentParser):
+    """argparse that reports a mistake in one line instead of the full usage."""
+
+    def error(self, message: str):  # type: ignore[override]
+        raise _UsageError(f"{message} (see '{self.prog} --help')")
+
+
+# ---------------------------------------------------------------------------
+# Entry point
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Run the command line; return the exit code (0 success, 2 error)."""
+    argv = list(sys.argv[1:] if argv is None else argv)
+    parser = build_parser()
+    if _opens_app(argv, parser):
+        from explorer.app import run_app
+
+        return run_app(argv)
+    try:
+        args = parser.parse_args(argv)
+    except _UsageError as exc:
+        return _fail(str(exc))
+    except SystemExit as exc:  # --help and --version print and exit
+        return exc.code if isinstance(exc.code, int) else 0
+    if args.command is None:
+        return _fail(f"choose a command (see '{PROG} --help')")
+    try:
+        return args.run(args)
+    except (ExportError, ValueError, OSError) as exc:  # ImageLoadError is a ValueError
+        return _fail(" ".join(str(exc).split()) or type(exc).__name__)
+    except KeyboardInterrupt:
+        _fail("interrupted")
+        return EXIT_INTERRUPTED
+
+
+def _opens_app(argv: list[str], parser: argparse.ArgumentParser) -> bool:
+    """No arguments, or an image file to open first: start the application."""
+    if not argv:
+        return True
+    return argv[0] not in _command_names(parser) and Path(argv[0]).is_file()
+
+
+def _command_names(parser: argparse.ArgumentParser) -> set[str]:
+    for action in parser._actions:
+        if isinstance(action, argparse._SubParsersAction):
+            return set(action.choices)
+    return set()
+
+
+def _fail(message: str) -> int:
+    print(f"{PROG}: error: {message}", file=sys.stderr)
+    return EXIT_ERROR
+
+
+def build_parser() -> argparse.ArgumentParser:
+    """The whole command line: one sub-parser per command."""
+    parser = _Parser(
+        prog=PROG,
+        description="See and touch every stage of an image generator. "
+        "Without a command, opens the application (optionally on IMAGE).",
+    )
+    parser.add_argument("--version", action="version", version=f"%(prog)s {__version__}")
+    commands = parser.add_subparsers(dest="command", metavar="COMMAND")
+    _add_screenshot(commands)
+    export = commands.add_parser(
+        "export",
+        help="write a sequence of frames (PNG folder, GIF, WebP, APNG, MP4, contact sheet)",
+        description="Write a sequence of frames. OUT picks the format: a folder (numbered "
+        "PNGs), .gif, .webp, .apng, .mp4, or .png with --sheet. The parameters used "
+        "are written as JSON beside it.",
+    )
+    sequences = export.add_subparsers(dest="sequence", metavar="SEQUENCE", required=True)
+    _add_export_forward(sequences)
+    return parser
+
+
+# ---------------------------------------------------------------------------
+# Argument types
+
+
+def _positive_int(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a whole number, got {text!r}") from None
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"expected a number of at least 1, got {value}")
+    return value
+
+
+def _positive_float(text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a number, got {text!r}") from None
+    if not value > 0 or value == float("inf"):
+        raise argparse.ArgumentTypeError(f"expected a positive number, got {text}")
+    return value
+
+
+def _probability(text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a number, got {text!r}") from None
+    if not 0.0 < value < 1.0:
+        raise argparse.ArgumentTypeError(f"expected a number between 0 and 1, got {text}")
+    return value
+
+
+def _size(text: str) -> tuple[int, int]:
+    match = re.fullmatch(r"\s*(\d+)\s*[x×X]\s*(\d+)\s*", text)
+    if not match:
+        raise argparse.ArgumentTypeError(f"expected WIDTHxHEIGHT such as 1400x860, got {text!r}")
+    width, height = int(match[1]), int(match[2])
+    if not (200 <= width <= 8000 and 200 <= height <= 8000):
+        raise argparse.ArgumentTypeError(f"width and height must be 200 to 8000, got {text}")
+    return width, height
+
+
+# ---------------------------------------------------------------------------
+# screenshot
+
+
+def _add_screenshot(commands: argparse._SubParsersAction) -> None:
+    p = commands.add_parser(
+        "screenshot",
+        help="render a chapter offscreen to a PNG",
+        description="Render the application on CHAPTER, without showing a window, to a PNG.",
+    )
+    p.add_argument("chapter", metavar="CHAPTER", help="chapter name, e.g. pixels or noise")
+    p.add_argument("--out", required=True, type=Path, metavar="FILE.png")
+    p.add_argument("--size", type=_size, default=(1400, 860), metavar="WxH",
+                   help="window size (default 1400x860)")
+    p.add_argument("--image", metavar="NAME_OR_PATH",
+                   help="a built-in image name or an image file to show")
+    p.set_defaults(run=_run_screenshot)
+
+
+def _run_screenshot(args: argparse.Namespace) -> int:
+    os.environ.setdefault("QT_QPA_PLATFORM", "offscreen")
+    from explorer.chapters import chapter_names
+
+    names = chapter_names()
+    if args.chapter not in names:
+        return _fail(f"unknown chapter {args.chapter!r} (choose from: {', '.join(names)})")
+    out: Path = args.out
+    if out.suffix.lower() != ".png":
+        return _fail(f"a screenshot is a PNG file: give --out a name ending in .png, not '{out}'")
+    if not out.parent.is_dir():
+        return _fail(f"cannot write '{out}': the folder '{out.parent}' does not exist")
+    from explorer.app import render_screenshot
+
+    _hide_offscreen_chatter()
+    # Render beside the destination, then rename: a failure leaves nothing.
+    tmp = out.parent / f".{out.name}.{secrets.token_hex(4)}.part.png"
+    try:
+        render_screenshot(args.chapter, tmp, size=args.size, image=args.image)
+        os.replace(tmp, out)
+    finally:
+        tmp.unlink(missing_ok=True)
+    from PIL import Image
+
+    with Image.open(out) as shot:  # the window may not shrink below its minimum size
+        width, height = shot.size
+    print(f"Wrote {out} ({width}×{height}, chapter {args.chapter})")
+    return 0
+
+
+def _hide_offscreen_chatter() -> None:
+    """Drop the offscreen platform's harmless "does not support ..." notices."""
+    from PySide6.QtCore import qInstallMessageHandler
+
+    previous = None
+
+    def handler(mode, context, message: str) -> None:
+        if "This plugin does not support" in message:
+            return
+        if previous is not None:
+            previous(mode, context, message)
+        else:
+            print(message, file=sys.stderr)
+
+    previous = qInstallMessageHandler(handler)
+
+
+# ---------------------------------------------------------------------------
+# export: shared options and writing
+
+
+def _add_output_options(p: argparse.ArgumentParser) -> None:
+    """--out, --fps, --sheet: every export sequence has them."""
+    p.add_argument("--out", required=True, type=Path, metavar="OUT",
+                   help="folder, .gif, .webp, .apng, .mp4, or .png with --sheet")
+    p.add_argument("--fps", type=_positive_float, default=10.0,
+                   help="frames per second of animations and video (default 10)")
+    p.add_argument("--sheet", action="store_true",
+                   help="write one contact-sheet PNG of all frames (OUT ends in .png)")
+
+
+def _write_sequence(
+    frames: Iterable[np.ndarray], count: int, params: dict, args: argparse.Namespace
+) -> int:
+    """Export ``frames``, with a progress bar on a terminal, and print a summary."""
+    progress = _Progress(count, sys.stderr)
+    with closing(iter_export(frames, args.out, params, fps=args.fps, sheet=args.sheet)) as export:
+        written = 0
+        for written in export:
+            progress.update(written)
+    progress.done()
+    fmt = export_format(args.out, args.sheet)
+    if fmt == "folder":
+        what = f"{written} PNG frames to {args.out}"
+    elif fmt == "sheet":
+        what = f"a contact sheet of {written} frames to {args.out}"
+    else:
+        what = f"{written} frames to {args.out} ({fmt.upper()}, {args.fps:g} fps)"
+    print(f"Wrote {what}; parameters in {params_path(args.out, args.sheet)}")
+    return 0
+
+
+def _check_output(args: argparse.Namespace) -> None:
+    """Fail on an unknown OUT format before any work, in command-line words."""
+    if args.out.suffix.lower() == ".png" and not args.sheet and not args.out.is_dir():
+        raise ExportError(
+            f"'{args.out}' is a single image: add --sheet for a contact sheet, "
+            "or give a folder name for numbered PNG frames"
+        )
+    export_format(args.out, args.sheet)
+
+
+class _Progress:
+    """A one-line text progress bar, drawn only when the stream is a terminal."""
+
+    WIDTH = 30
+
+    def __init__(self, total: int, stream: TextIO):
+        self.total = max(1, total)
+        self.stream = stream
+        self.shown = stream.isatty()
+
+    def update(self, count: int) -> None:
+        if self.shown:
+            filled = round(self.WIDTH * count / self.total)
+            bar = "#" * filled + "." * (self.WIDTH - filled)
+            self.stream.write(f"\r[{bar}] {count}/{self.total}")
+            self.stream.flush()
+
+    def done(self) -> None:
+        if self.shown:
+            self.stream.write("\n")
+            self.stream.flush()
+
+
+# ---------------------------------------------------------------------------
+# export forward
+
+
+def _add_export_forward(sequences: argparse._SubParsersAction) -> None:
+    p = sequences.add_parser(
+        "forward",
+        help="forward diffusion of an image, from t=0 (clean) to t=T (noise)",
+        description="Forward diffusion x_t = √ᾱ_t·x_0 + √(1−ᾱ_t)·ε at evenly spaced t "
+        "from 0 to T, with one seeded ε.",
+    )
+    p.add_argument("--image", required=True, metavar="NAME_OR_PATH",
+                   help="a built-in image name (e.g. coffee) or an image file")
+    p.add_argument("--frames", required=True, type=_positive_int, metavar="N",
+                   help="number of frames (at least 2, at most T+1)")
+    p.add_argument("--schedule", choices=BETA_SCHEDULES, default="linear",
+                   help="β schedule (default linear)")
+    p.add_argument("--timesteps", type=_positive_int, default=1000, metavar="T",
+                   help="number of diffusion steps T (default 1000)")
+    p.add_argument("--beta-start", type=_probability, default=1e-4, metavar="B",
+                   help="first β (default 0.0001; ignored by cosine)")
+    p.add_argument("--beta-end", type=_probability, default=0.02, metavar="B",
+                   help="last β (default 0.02; ignored by cosine)")
+    p.add_argument("--seed", type=int, default=0, help="seed of the noise ε (default 0)")
+    _add_output_options(p)
+    p.set_defaults(run=_run_export_forward)
+
+
+def _run_export_forward(args: argparse.Namespace) -> int:
+    from models.images import open_image
+    from models.schedules import NoiseSchedule, forward_frames, frame_timesteps
+
+    schedule = NoiseSchedule.from_config(
+        args.schedule, args.timesteps, args.beta_start, args.beta_end
+    )
+    steps = frame_timesteps(args.timesteps, args.frames)
+    _check_output(args)
+    image = open_image(args.image)
+    params = {
+        "sequence": "forward",
+        "image": image.name,
+        "image_path": str(image.path) if image.path else None,
+        "schedule": args.schedule,
+        "timesteps": args.timesteps,
+        "beta_start": args.beta_start,
+        "beta_end": args.beta_end,
+        "seed": args.seed,
+        "t": steps,
+    }
+    frames = (frame for _, frame in forward_frames(image.pixels, schedule, args.frames, args.seed))
+    return _write_sequence(frames, len(steps), params, args)

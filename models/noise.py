@@ -194,8 +194,17 @@ def psnr(clean: np.ndarray, noisy: np.ndarray, data_range: float = 1.0) -> float
     """Peak signal-to-noise ratio in dB: 10·log10(range² / MSE); inf when equal."""
     if clean.shape != noisy.shape:
         raise ValueError(f"images differ in shape: {clean.shape} and {noisy.shape}")
-    diff = np.subtract(clean, noisy, dtype=np.float64).ravel()
-    mse = float(np.dot(diff, diff)) / diff.size
+    dtype = np.result_type(clean, noisy, np.float32)  # float32 unless given float64
+    a, b = clean.reshape(-1), noisy.reshape(-1)
+    scratch = np.empty(min(a.size, _BAND_VALUES), dtype=dtype)
+    total = 0.0
+    # Band by band (cache-sized, no full-size temporary), summed in float64.
+    for start in range(0, a.size, _BAND_VALUES):
+        band = slice(start, start + _BAND_VALUES)
+        diff = scratch[: a[band].size]
+        np.subtract(a[band], b[band], out=diff, dtype=dtype)  # dtype: no uint8 wrap-around
+        total += float(np.dot(diff, diff))
+    mse = total / max(1, a.size)
     if mse == 0.0:
         return math.inf
     return 10.0 * math.log10(data_range**2 / mse)

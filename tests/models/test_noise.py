@@ -129,6 +129,14 @@ def test_psnr_known_values():
     assert psnr(a, b, data_range=255) == pytest.approx(10 * math.log10(16))
 
 
+def test_psnr_matches_a_float64_reference():
+    rng = np.random.default_rng(10)
+    a = rng.integers(0, 256, (300, 200, 3), dtype=np.uint8)
+    b = rng.integers(0, 256, (300, 200, 3), dtype=np.uint8)
+    mse = np.mean((a.astype(np.float64) - b) ** 2)
+    assert psnr(a, b, data_range=255) == pytest.approx(10 * math.log10(255**2 / mse), rel=1e-6)
+
+
 def test_psnr_falls_as_noise_grows(clean):
     source = NoiseSource(SHAPE, 9)
     values = [psnr(clean, source.apply(clean, "gaussian", s)) for s in (0.01, 0.05, 0.2)]

@@ -1,0 +1,721 @@
+"""The Pixels chapter: an image is a matrix of numbers.
+
+The chapter shows one array (the image at the chosen resolution, with the switched-off
+channels set to zero) as a composite and as three channel panels: R, G, B, or luma,
+HSV or YCbCr.  Hovering reads the numbers out; zooming in far enough writes them into
+the pixel cells.  Everything here is plain numpy on uint8 arrays, fast enough to follow
+a slider on a 1024×1024 image.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+import numpy as np
+import pyqtgraph as pg
+from PySide6.QtCore import QEvent, QObject, QPointF, Qt, QTimer
+from PySide6.QtGui import QFont, QKeySequence, QShortcut, QTransform
+from PySide6.QtWidgets import (
+    QCheckBox,
+    QComboBox,
+    QFormLayout,
+    QGridLayout,
+    QGroupBox,
+    QHBoxLayout,
+    QLabel,
+    QSlider,
+    QVBoxLayout,
+    QWidget,
+)
+
+from explorer.chapters.base import AppContext, Chapter, ExportJob
+from explorer.widgets.histogram import CHANNEL_COLORS, HistogramPlot
+from explorer.widgets.image_panel import ImagePanel, link_views
+
+if TYPE_CHECKING:
+    from PySide6.QtCore import QSettings
+
+    from models.images import LoadedImage
+
+# Downsampling factors of the resolution slider (powers of two).
+FACTORS: tuple[int, ...] = (1, 2, 4, 8, 16, 32)
+RGB_NAMES = ("R", "G", "B")
+
+
+@dataclass(frozen=True)
+class Split:
+    """One way of splitting a colour image into channels."""
+
+    key: str
+    label: str  # combo box text
+    channels: tuple[str, ...]  # short names, in panel order
+    titles: tuple[str, ...]  # panel titles
+
+
+SPLITS: tuple[Split, ...] = (
+    Split("rgb", "R, G, B channels", RGB_NAMES, ("R — red", "G — green", "B — blue")),
+    Split("luma", "Luma (greyscale)", ("Y′",), ("Y′ = 0.299 R + 0.587 G + 0.114 B (Rec. 601 luma)",)),
+    Split(
+        "hsv",
+        "H, S, V (hue, saturation, value)",
+        ("H", "S", "V"),
+        ("H — hue (0–360° as 0–255)", "S — saturation", "V — value = max(R, G, B)"),
+    ),
+    Split(
+        "ycbcr",
+        "Y, Cb, Cr (as in JPEG)",
+        ("Y", "Cb", "Cr"),
+        ("Y — luma", "Cb — blue difference (128 = none)", "Cr — red difference (128 = none)"),
+    ),
+)
+SPLIT_KEYS = tuple(split.key for split in SPLITS)
+
+# Screen pixels a cell needs before its numbers are written into it.
+NUMBERS_MIN_CELL_PX = 28.0  # one number
+STACKED_MIN_CELL_PX = 40.0  # three stacked numbers (composite)
+MAX_NUMBERS_PER_PANEL = 1600
+
+
+# --------------------------------------------------------------------------- arrays
+
+
+def _to_uint8(values: np.ndarray) -> np.ndarray:
+    return np.clip(np.rint(values), 0, 255).astype(np.uint8)
+
+
+def downsample(pixels: np.ndarray, factor: int) -> np.ndarray:
+    """Block-average ``factor``×``factor`` blocks of an H×W(×C) uint8 array.
+
+    The result has ceil(H/factor) × ceil(W/factor) pixels; blocks cut by the right
+    or bottom edge average the pixels they have.
+    """
+    if factor == 1:
+        return pixels
+    height, width = pixels.shape[:2]
+    rows, cols = np.arange(0, height, factor), np.arange(0, width, factor)
+    sums = np.add.reduceat(np.add.reduceat(pixels, rows, axis=0, dtype=np.uint32), cols, axis=1)
+    counts = np.outer(np.diff(np.append(rows, height)), np.diff(np.append(cols, width)))  # pixels per block
+    if pixels.ndim == 3:
+        counts = counts[:, :, None]
+    return ((sums + counts // 2) // counts).astype(np.uint8)  # rounded mean
+
+
+def upscale_nearest(pixels: np.ndarray, factor: int, size: tuple[int, int]) -> np.ndarray:
+    """Repeat each pixel ``factor`` times each way, then crop to ``size`` = (H, W)."""
+    big = np.repeat(np.repeat(pixels, factor, axis=0), factor, axis=1)
+    return np.ascontiguousarray(big[: size[0], : size[1]])
+
+
+def mask_channels(rgb: np.ndarray, on: Sequence[bool]) -> np.ndarray:
+    """The RGB array with switched-off channels set to zero (no copy when all are on)."""
+    if all(on):
+        return rgb
+    out = rgb.copy()
+    for index, keep in enumerate(on):
+        if not keep:
+            out[..., index] = 0
+    return out
+
+
+def luma(rgb: np.ndarray) -> np.ndarray:
+    """Rec. 601 luma Y′ = 0.299 R + 0.587 G + 0.114 B, as uint8."""
+    r, g, b = (rgb[..., i].astype(np.float32) for i in range(3))
+    return _to_uint8(0.299 * r + 0.587 * g + 0.114 * b)
+
+
+def rgb_to_hsv(rgb: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Hue, saturation and value as uint8 planes; hue 0–360° is stored as 0–255 (like Pillow)."""
+    r, g, b = (rgb[..., i].astype(np.float32) for i in range(3))
+    value = np.maximum(np.maximum(r, g), b)
+    spread = value - np.minimum(np.minimum(r, g), b)
+    safe = np.where(spread == 0, 1.0, spread)
+    # Hue in sixths of a turn, measured from the channel that is largest.
+    hue = np.where(value == r, (g - b) / safe, np.where(value == g, 2.0 + (b - r) / safe, 4.0 + (r - g) / safe))
+    hue = np.where(spread == 0, 0.0, (hue / 6.0) % 1.0)
+    saturation = np.where(value == 0, 0.0, spread / np.where(value == 0, 1.0, value))
+    return _to_uint8(hue * 255.0), _to_uint8(saturation * 255.0), value.astype(np.uint8)
+
+
+def rgb_to_ycbcr(rgb: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Full-range Y, Cb, Cr planes (JPEG's BT.601 formulas) as uint8."""
+    r, g, b = (rgb[..., i].astype(np.float32) for i in range(3))
+    y = 0.299 * r + 0.587 * g + 0.114 * b
+    cb = 128.0 - 0.168736 * r - 0.331264 * g + 0.5 * b
+    cr = 128.0 + 0.5 * r - 0.418688 * g - 0.081312 * b
+    return _to_uint8(y), _to_uint8(cb), _to_uint8(cr)
+
+
+def split_planes(rgb: np.ndarray, split: str) -> tuple[np.ndarray, ...]:
+    """The H×W uint8 planes of ``rgb`` in the named split (see ``SPLITS``)."""
+    if split == "rgb":
+        return tuple(np.ascontiguousarray(rgb[..., i]) for i in range(3))
+    if split == "luma":
+        return (luma(rgb),)
+    if split == "hsv":
+        return rgb_to_hsv(rgb)
+    if split == "ycbcr":
+        return rgb_to_ycbcr(rgb)
+    raise ValueError(f"unknown split {split!r} (choose from {', '.join(SPLIT_KEYS)})")
+
+
+def _hue_colours(hue: np.ndarray) -> np.ndarray:
+    """Fully saturated, fully bright RGB for uint8 hues (0–255 = one turn)."""
+    sixths = hue.astype(np.float32) * (6.0 / 255.0)
+    r = np.abs(sixths - 3.0) - 1.0
+    g = 2.0 - np.abs(sixths - 2.0)
+    b = 2.0 - np.abs(sixths - 4.0)
+    return _to_uint8(np.clip(np.stack([r, g, b], axis=-1), 0.0, 1.0) * 255.0)
+
+
+def _ycbcr_colours(cb: np.ndarray | None, cr: np.ndarray | None) -> np.ndarray:
+    """RGB of mid-grey luma with one chroma plane (the other held at 128)."""
+    shape = (cb if cb is not None else cr).shape
+    db = cb.astype(np.float32) - 128.0 if cb is not None else np.zeros(shape, np.float32)
+    dr = cr.astype(np.float32) - 128.0 if cr is not None else np.zeros(shape, np.float32)
+    r = 128.0 + 1.402 * dr
+    g = 128.0 - 0.344136 * db - 0.714136 * dr
+    b = 128.0 + 1.772 * db
+    return _to_uint8(np.stack([r, g, b], axis=-1))
+
+
+def tinted(plane: np.ndarray, split: str, index: int) -> np.ndarray:
+    """How a channel plane is drawn in colour: R, G, B in their own colour, hue as hues,
+    Cb and Cr as the colour they add to grey; other planes stay grey (H×W)."""
+    if split == "rgb":
+        out = np.zeros((*plane.shape, 3), np.uint8)
+        out[..., index] = plane
+        return out
+    if split == "hsv" and index == 0:
+        return _hue_colours(plane)
+    if split == "ycbcr" and index == 1:
+        return _ycbcr_colours(plane, None)
+    if split == "ycbcr" and index == 2:
+        return _ycbcr_colours(None, plane)
+    return plane
+
+
+def histograms(rgb: np.ndarray) -> dict[str, np.ndarray]:
+    """256-bin counts of each of R, G, B."""
+    return {name: np.bincount(rgb[..., i].ravel(), minlength=256) for i, name in enumerate(RGB_NAMES)}
+
+
+def _size(nbytes: int) -> str:
+    for unit, scale in (("MiB", 1 << 20), ("KiB", 1 << 10)):
+        if nbytes >= scale:
+            return f"{nbytes / scale:.1f} {unit}"
+    return f"{nbytes} bytes"
+
+
+def facts_html(array: np.ndarray, factor: int) -> str:
+    """The facts panel text for the array on show."""
+    height, width = array.shape[:2]
+    channels = array.shape[2] if array.ndim == 3 else 1
+    rows = [
+        ("Shape", f"{height} × {width} × {channels}", "(H × W × C)"),
+        ("dtype", str(array.dtype), "(0 … 255, 1 byte each)"),
+        ("Value range", f"{int(array.min())} – {int(array.max())}", ""),
+        ("Values", f"{array.size:,}", f"= {height} · {width} · {channels}"),
+        ("Memory", _size(array.nbytes), f"({array.nbytes:,} bytes)" if array.nbytes >= 1024 else ""),
+    ]
+    # Always the same rows, so the panel keeps its height (no relayout while sliding).
+    if factor > 1:
+        rows.append(("Resolution", f"×{factor} smaller", f"({factor}×{factor} blocks)"))
+    else:
+        rows.append(("Resolution", "original", "(×1)"))
+    cells = "".join(
+        f"<tr><td style='color:#555; padding-right:8px'>{name}</td>"
+        f"<td><b>{value}</b> <span style='color:#777'>{hint}</span></td></tr>"
+        for name, value, hint in rows
+    )
+    return f"<table cellspacing='0' cellpadding='1'>{cells}</table>"
+
+
+def hex_colour(rgb: Sequence[int]) -> str:
+    """``#RRGGBB`` of an RGB triple."""
+    return "#{:02X}{:02X}{:02X}".format(*(int(v) for v in rgb))
+
+
+def _luminance(colour: np.ndarray) -> np.ndarray:
+    """Perceived brightness of displayed cells (H×W grey or H×W×3 RGB), float32."""
+    if colour.ndim == 2:
+        return colour.astype(np.float32)
+    return colour[..., :3].astype(np.float32) @ np.array([0.299, 0.587, 0.114], np.float32)
+
+
+# --------------------------------------------------------------------------- widgets
+
+
+class PixelNumbers:
+    """The numbers written into the visible pixel cells of one panel.
+
+    Only cells whose centre is in view get a TextItem, and none do while cells are too
+    small to read.  A cell keeps its item while it stays in view (panning rewrites only
+    the cells that come in); items of cells that leave are reused, never deleted.
+    """
+
+    def __init__(self, view_box: pg.ViewBox, stacked: bool) -> None:
+        self.view_box = view_box
+        self.stacked = stacked  # three numbers (R, G, B) per cell instead of one
+        self.items: list[pg.TextItem] = []  # every item ever made
+        self._cells: dict[tuple[int, int], pg.TextItem] = {}  # (row, col) on show -> its item
+        self._spare: list[pg.TextItem] = []  # hidden, ready for reuse
+        self._written_from: tuple[int, int] | None = None  # (id(values), factor) of the texts
+        self.font = QFont()
+        self.font.setPixelSize(9 if stacked else 11)
+
+    @property
+    def min_cell_px(self) -> float:
+        return STACKED_MIN_CELL_PX if self.stacked else NUMBERS_MIN_CELL_PX
+
+    @property
+    def shown(self) -> int:
+        return len(self._cells)
+
+    def shown_items(self) -> list[pg.TextItem]:
+        """Items on show, row by row."""
+        return [self._cells[cell] for cell in sorted(self._cells)]
+
+    def texts(self) -> list[str]:
+        """The numbers on show, row by row (for tests and curious readers)."""
+        return [item.textItem.toPlainText() for item in self.shown_items()]
+
+    def hide(self) -> None:
+        for item in self._cells.values():
+            item.hide()
+            self._spare.append(item)
+        self._cells.clear()
+
+    def cell_px(self, factor: int) -> float:
+        """Screen pixels across one cell of the displayed array."""
+        units_per_px = self.view_box.viewPixelSize()[0]
+        return factor / units_per_px if units_per_px > 0 else 0.0
+
+    def update(self, values: np.ndarray | None, colours: np.ndarray | None, factor: int) -> None:
+        """Write ``values`` (H×W, or H×W×3 when stacked) into the visible cells.
+
+        ``colours`` is the displayed array, used to pick black or white text.
+        """
+        if values is None or colours is None or not self.view_box.isVisible():
+            self.hide()
+            return
+        if self.cell_px(factor) < self.min_cell_px:
+            self.hide()
+            return
+        (x0, x1), (y0, y1) = self.view_box.viewRange()
+        height, width = values.shape[:2]
+        # Cells whose centre is in view (a number cut by the edge reads as a different number).
+        c0, c1 = max(0, int(np.ceil(x0 / factor - 0.5))), min(width, int(np.floor(x1 / factor - 0.5)) + 1)
+        r0, r1 = max(0, int(np.ceil(y0 / factor - 0.5))), min(height, int(np.floor(y1 / factor - 0.5)) + 1)
+        if max(0, c1 - c0) * max(0, r1 - r0) > MAX_NUMBERS_PER_PANEL:
+            self.hide()
+            return
+
+        source = (id(values), factor)
+        if source != self._written_from:  # new numbers: every cell must be rewritten
+            self._written_from = source
+            self.hide()
+        wanted = {(row, col) for row in range(r0, r1) for col in range(c0, c1)}
+        free = [self._cells.pop(cell) for cell in list(self._cells) if cell not in wanted]
+        dark = _luminance(colours[r0:r1, c0:c1]) < 128.0
+        for row, col in sorted(wanted - self._cells.keys()):
+            item = free.pop() if free else self._spare.pop() if self._spare else self._new_item()
+            cell = values[row, col]
+            text = "\n".join(str(int(v)) for v in cell) if self.stacked else str(int(cell))
+            item.setText(text, color="w" if dark[row - r0, col - c0] else "k")
+            item.setPos((col + 0.5) * factor, (row + 0.5) * factor)
+            item.show()
+            self._cells[(row, col)] = item
+        for item in free:
+            item.hide()
+        self._spare.extend(free)
+
+    def _new_item(self) -> pg.TextItem:
+        item = pg.TextItem(anchor=(0.5, 0.5))
+        item.setFont(self.font)
+        item.setZValue(10)
+        self.view_box.addItem(item, ignoreBounds=True)
+        self.items.append(item)
+        return item
+
+
+@dataclass
+class _Rendered:
+    """What the panels show for one (factor, channels, split, tinted) state."""
+
+    composite: np.ndarray  # H×W×3 uint8, switched-off channels zeroed
+    planes: tuple[np.ndarray, ...]  # the split's channels, H×W uint8
+    displays: tuple[np.ndarray, ...]  # how each plane is drawn (grey or tinted)
+
+
+def _as_bool(value: object, default: bool) -> bool:
+    if isinstance(value, bool):
+        return value
+    if isinstance(value, str) and value.lower() in ("true", "false"):
+        return value.lower() == "true"
+    return default
+
+
+class PixelsChapter(Chapter):
+    """An image is a matrix of numbers: channels, values, dimensions."""
+
+    name = "pixels"
+    title = "Pixels"
+    explanation = (
+        "<b>An image is a grid of numbers.</b> Each pixel holds three numbers from 0 to 255: "
+        "how much <span style='color:#c00'>red</span>, <span style='color:#080'>green</span> and "
+        "<span style='color:#00c'>blue</span> light to mix. The first panel is the image; the others "
+        "show one channel each, dark where its number is small and bright where it is large."
+        "<br><br><b>Try this</b><ul style='margin-left:-20px'>"
+        "<li>Hover over any panel to read the pixel's numbers.</li>"
+        "<li>Scroll to zoom in until the numbers appear inside the pixels.</li>"
+        "<li>Switch a channel off (keys R, G, B) and watch the colours change.</li>"
+        "<li>Drag <i>Resolution</i>: blocks of pixels are averaged, so there are fewer numbers "
+        "and less detail.</li>"
+        "<li>Pick luma, HSV or YCbCr: other ways to split the same colours.</li></ul>"
+    )
+
+    RENDER_CACHE_SIZE = 3
+
+    def __init__(self, context: AppContext, parent: QWidget | None = None) -> None:
+        super().__init__(context, parent)
+        self._image: LoadedImage = context.image
+        self._factor = 1
+        self._split = "rgb"
+        self._tinted = False
+        self._on = [True, True, True]
+        self._small: dict[int, np.ndarray] = {}  # factor -> downsampled image
+        self._histograms: dict[int, dict[str, np.ndarray]] = {}
+        self._rendered: dict[tuple, _Rendered] = {}
+        self._hover_point: QPointF | None = None  # view coordinates (original pixels)
+
+        self._numbers_timer = QTimer(self)
+        self._numbers_timer.setSingleShot(True)
+        self._numbers_timer.setInterval(0)
+        self._numbers_timer.timeout.connect(self._update_numbers)
+
+        self._build_controls()
+        self._build_views()
+        self._build_shortcuts()
+        self._refresh(refit=True)
+
+    # ----------------------------------------------------------------- building
+
+    def _build_controls(self) -> None:
+        channels = QGroupBox("Channels")
+        form = QFormLayout(channels)
+        self.split_combo = QComboBox()
+        for split in SPLITS:
+            self.split_combo.addItem(split.label, split.key)
+        self.split_combo.currentIndexChanged.connect(self._on_split_changed)
+        form.addRow("Split into", self.split_combo)
+
+        toggles = QHBoxLayout()
+        self.channel_boxes: list[QCheckBox] = []
+        for name, colour in zip(RGB_NAMES, ("#c00", "#080", "#00c")):
+            box = QCheckBox(name)
+            box.setChecked(True)
+            box.setToolTip(f"Show the {name} channel in the composite (key {name})")
+            box.setStyleSheet(f"QCheckBox {{ color: {colour}; font-weight: 600; }}")
+            box.toggled.connect(self._on_channels_changed)
+            toggles.addWidget(box)
+            self.channel_boxes.append(box)
+        toggles.addStretch(1)
+        form.addRow("On / off", toggles)
+
+        self.tint_box = QCheckBox("Draw channels in colour (T)")
+        self.tint_box.setToolTip("Show each channel in its own colour instead of as grey levels")
+        self.tint_box.toggled.connect(self._on_tint_changed)
+        form.addRow(self.tint_box)
+        self.controls.addWidget(channels)
+
+        resolution = QGroupBox("Resolution")
+        column = QVBoxLayout(resolution)
+        row = QHBoxLayout()
+        self.resolution_slider = QSlider(Qt.Orientation.Horizontal)
+        self.resolution_slider.setRange(0, len(FACTORS) - 1)
+        self.resolution_slider.setPageStep(1)
+        self.resolution_slider.setTickPosition(QSlider.TickPosition.TicksBelow)
+        self.resolution_slider.setToolTip("Average blocks of pixels: ×2 halves each side ([ and ] keys)")
+        self.resolution_slider.valueChanged.connect(self._on_resolution_changed)
+        self.resolution_label = QLabel()
+        self.resolution_label.setFixedWidth(self.resolution_label.fontMetrics().horizontalAdvance("×32") + 6)
+        row.addWidget(self.resolution_slider, 1)
+        row.addWidget(self.resolution_label)
+        column.addLayout(row)
+        method = QLabel("Block average: each new pixel is the mean of a block of old ones.")
+        method.setWordWrap(True)
+        method.setStyleSheet("color: #666;")
+        column.addWidget(method)
+        self.controls.addWidget(resolution)
+
+        facts = QGroupBox("The array on show")
+        self.facts_label = QLabel()
+        self.facts_label.setTextFormat(Qt.TextFormat.RichText)
+        QVBoxLayout(facts).addWidget(self.facts_label)
+        self.controls.addWidget(facts)
+
+        inspector = QGroupBox("Pixel under the mouse")
+        self.readout_label = QLabel()
+        self.readout_label.setTextFormat(Qt.TextFormat.RichText)
+        self.readout_label.setWordWrap(True)
+        self.readout_label.setMinimumHeight(52)
+        QVBoxLayout(inspector).addWidget(self.readout_label)
+        self.controls.addWidget(inspector)
+        self.controls.addStretch(1)
+
+    def _build_views(self) -> None:
+        self.composite_panel = ImagePanel("Composite")
+        self.channel_panels = [ImagePanel(title) for title in SPLITS[0].titles]
+        self.panels = [self.composite_panel, *self.channel_panels]
+        grid = QGridLayout()
+        grid.setSpacing(6)
+        for index, panel in enumerate(self.panels):
+            grid.addWidget(panel, index // 2, index % 2)
+            panel.graphics.scene().sigMouseMoved.connect(lambda pos, p=panel: self._on_mouse_moved(p, pos))
+            panel.installEventFilter(self)
+            panel.view_box.sigRangeChanged.connect(self._schedule_numbers)
+            panel.view_box.sigResized.connect(self._schedule_numbers)
+        grid.setRowStretch(0, 1)
+        grid.setRowStretch(1, 1)
+        grid.setColumnStretch(0, 1)
+        grid.setColumnStretch(1, 1)
+        link_views(self.panels)
+        self.numbers = [PixelNumbers(panel.view_box, stacked=(panel is self.composite_panel)) for panel in self.panels]
+
+        self.histogram = HistogramPlot("How many pixels hold each value")
+        for name in RGB_NAMES:
+            # Made here so that they paint without antialiasing: step curves have no slanted
+            # edges to smooth, and antialiased filled steps cost ~15 ms a frame at this width.
+            brush = pg.mkColor(CHANNEL_COLORS[name])
+            brush.setAlpha(50)
+            pen = pg.mkPen(CHANNEL_COLORS[name], width=1.2)
+            self.histogram.curves[name] = self.histogram.plot(
+                stepMode="center", fillLevel=0, pen=pen, brush=brush, antialias=False
+            )
+        self.histogram.setFixedHeight(150)
+        self.histogram.setXRange(0, 256, padding=0.01)
+        self.histogram.getPlotItem().vb.disableAutoRange(axis="x")
+
+        layout = QVBoxLayout(self.views)
+        layout.setContentsMargins(4, 6, 6, 6)
+        layout.addLayout(grid, 1)
+        layout.addWidget(self.histogram)
+
+    def _build_shortcuts(self) -> None:
+        def shortcut(key: str, slot) -> None:
+            QShortcut(QKeySequence(key), self, slot, context=Qt.ShortcutContext.WidgetWithChildrenShortcut)
+
+        for box, key in zip(self.channel_boxes, RGB_NAMES):
+            shortcut(key, box.toggle)
+        shortcut("T", self.tint_box.toggle)
+        shortcut("[", lambda: self.resolution_slider.setValue(self.resolution_slider.value() - 1))
+        shortcut("]", lambda: self.resolution_slider.setValue(self.resolution_slider.value() + 1))
+        shortcut("S", lambda: self.split_combo.setCurrentIndex((self.split_combo.currentIndex() + 1) % len(SPLITS)))
+        shortcut("F", self.fit_view)
+
+    # ----------------------------------------------------------------- state
+
+    @property
+    def factor(self) -> int:
+        """The current downsampling factor."""
+        return self._factor
+
+    @property
+    def split(self) -> str:
+        return self._split
+
+    def small_image(self) -> np.ndarray:
+        """The image at the current resolution (all channels on)."""
+        if self._factor not in self._small:
+            self._small[self._factor] = downsample(self._image.pixels, self._factor)
+        return self._small[self._factor]
+
+    def rendered(self) -> _Rendered:
+        """Composite, split planes and their drawings for the current state (cached)."""
+        key = (self._factor, tuple(self._on), self._split, self._tinted)
+        hit = self._rendered.get(key)
+        if hit is None:
+            composite = mask_channels(self.small_image(), self._on)
+            planes = split_planes(composite, self._split)
+            displays = tuple(
+                tinted(plane, self._split, i) if self._tinted else plane for i, plane in enumerate(planes)
+            )
+            hit = _Rendered(composite, planes, displays)
+            if len(self._rendered) >= self.RENDER_CACHE_SIZE:
+                self._rendered.pop(next(iter(self._rendered)))
+            self._rendered[key] = hit
+        return hit
+
+    def set_image(self, image: LoadedImage) -> None:
+        """Show a newly opened image, keeping the chapter's settings."""
+        self._image = image
+        self._small.clear()
+        self._histograms.clear()
+        self._rendered.clear()
+        self._hover_point = None
+        self._refresh(refit=True)
+
+    def fit_view(self) -> None:
+        """Zoom out to show the whole image."""
+        self.composite_panel.view_box.autoRange(padding=0.0)
+
+    # ----------------------------------------------------------------- reactions
+
+    def _on_split_changed(self, index: int) -> None:
+        self._split = SPLITS[index].key
+        self._refresh()
+
+    def _on_channels_changed(self) -> None:
+        self._on = [box.isChecked() for box in self.channel_boxes]
+        self._refresh()
+
+    def _on_tint_changed(self, checked: bool) -> None:
+        self._tinted = checked
+        self._refresh()
+
+    def _on_resolution_changed(self, index: int) -> None:
+        self._factor = FACTORS[index]
+        self._refresh()
+
+    def _on_mouse_moved(self, panel: ImagePanel, scene_pos: QPointF) -> None:
+        if panel.view_box.sceneBoundingRect().contains(scene_pos):
+            self._hover_point = panel.view_box.mapSceneToView(scene_pos)
+        else:
+            self._hover_point = None
+        self._update_readout()
+
+    def eventFilter(self, watched: QObject, event: QEvent) -> bool:  # noqa: N802 (Qt override)
+        if event.type() == QEvent.Type.Leave and watched in self.panels:
+            self._hover_point = None
+            self._update_readout()
+        return super().eventFilter(watched, event)
+
+    def _schedule_numbers(self, *_: object) -> None:
+        self._numbers_timer.start()
+
+    # ----------------------------------------------------------------- display
+
+    def _show(self, panel: ImagePanel, array: np.ndarray) -> None:
+        """Display ``array`` so that each of its pixels covers factor × factor original pixels."""
+        # levels=None shows uint8 as it is; levels=(0, 255) would make pyqtgraph rescale a copy.
+        panel.image_item.setImage(array, autoLevels=False, levels=None)
+        panel.image_item.setTransform(QTransform.fromScale(self._factor, self._factor))
+
+    def _refresh(self, refit: bool = False) -> None:
+        small = self.small_image()
+        shown = self.rendered()
+        split = SPLITS[SPLIT_KEYS.index(self._split)]
+
+        self._show(self.composite_panel, shown.composite)
+        off = [name for name, on in zip(RGB_NAMES, self._on) if not on]
+        self.composite_panel.set_title("Composite" + (f" — {', '.join(off)} off (set to 0)" if off else ""))
+        for index, panel in enumerate(self.channel_panels):
+            if index < len(split.channels):
+                self._show(panel, shown.displays[index])
+                title = split.titles[index]
+                if split.key == "rgb" and not self._on[index]:
+                    title += " (off: all 0)"
+                panel.set_title(title)
+            panel.setVisible(index < len(split.channels))
+        if refit:
+            self.fit_view()
+
+        height, width = small.shape[:2]
+        self.resolution_label.setText(f"×{self._factor}")
+        self.resolution_slider.setToolTip(f"×{self._factor}: {width} × {height} pixels")
+        self.facts_label.setText(facts_html(shown.composite, self._factor))
+
+        if self._factor not in self._histograms:
+            self._histograms[self._factor] = histograms(small)
+        counts = {name: c for name, c, on in zip(RGB_NAMES, self._histograms[self._factor].values(), self._on) if on}
+        self.histogram.set_histograms(counts, colors=CHANNEL_COLORS)
+        self.histogram.setTitle(f"How many of the {height * width:,} pixels hold each value (0–255)", size="9pt")
+
+        self._update_readout()
+        self._schedule_numbers()
+
+    def _update_numbers(self) -> None:
+        shown = self.rendered()
+        self.numbers[0].update(shown.composite, shown.composite, self._factor)
+        for index, numbers in enumerate(self.numbers[1:]):
+            if index < len(shown.planes):
+                numbers.update(shown.planes[index], shown.displays[index], self._factor)
+            else:
+                numbers.hide()
+
+    def _update_readout(self) -> None:
+        small = self.small_image()
+        point = self._hover_point
+        x = int(np.floor(point.x() / self._factor)) if point is not None else -1
+        y = int(np.floor(point.y() / self._factor)) if point is not None else -1
+        height, width = small.shape[:2]
+        if not (0 <= x < width and 0 <= y < height):
+            self.readout_label.setText("<span style='color:#777'>Hover over an image to read its numbers.</span>")
+            return
+        rgb = small[y, x]
+        values = " ".join(
+            f"<span style='color:{c}'>{n}&nbsp;<b>{int(v)}</b></span>" + ("" if on else "&nbsp;(off)")
+            for n, c, v, on in zip(RGB_NAMES, ("#c00", "#080", "#00c"), rgb, self._on)
+        )
+        swatch = f"<span style='background-color:{hex_colour(rgb)}'>&nbsp;&nbsp;&nbsp;&nbsp;</span>"
+        lines = [
+            f"x&nbsp;<b>{x}</b>, y&nbsp;<b>{y}</b> <span style='color:#777'>of {width} × {height}</span>",
+            f"{values}&nbsp; {swatch} <b>{hex_colour(rgb)}</b>",
+        ]
+        if self._split != "rgb":
+            split = SPLITS[SPLIT_KEYS.index(self._split)]
+            planes = self.rendered().planes
+            lines.append(
+                "&nbsp; ".join(f"{name}&nbsp;<b>{int(plane[y, x])}</b>" for name, plane in zip(split.channels, planes))
+            )
+        self.readout_label.setText("<br>".join(lines))
+
+    # ----------------------------------------------------------------- window hooks
+
+    def export_job(self) -> ExportJob:
+        """The image at every resolution, ×1 … ×32, each blown back up to full size."""
+        pixels, on, image_name = self._image.pixels, tuple(self._on), self._image.name
+        size = pixels.shape[:2]
+
+        def frames() -> Iterator[np.ndarray]:
+            for factor in FACTORS:
+                yield upscale_nearest(mask_channels(downsample(pixels, factor), on), factor, size)
+
+        params = {
+            "chapter": self.name,
+            "image": image_name,
+            "factors": list(FACTORS),
+            "downsampling": "block average",
+            "upscaling": "nearest",
+            "channels": "".join(n for n, keep in zip(RGB_NAMES, on) if keep),
+        }
+        name = f"{Path(image_name).stem}-resolutions"
+        return ExportJob(frames=frames, count=len(FACTORS), params=params, default_name=name)
+
+    def save_settings(self, settings: QSettings) -> None:
+        settings.setValue("split", self._split)
+        settings.setValue("tinted", self._tinted)
+        settings.setValue("channels", "".join(n for n, on in zip(RGB_NAMES, self._on) if on))
+        settings.setValue("factor", self._factor)
+
+    def restore_settings(self, settings: QSettings) -> None:
+        split = settings.value("split", self._split)
+        if split in SPLIT_KEYS:
+            self.split_combo.setCurrentIndex(SPLIT_KEYS.index(split))
+        self.tint_box.setChecked(_as_bool(settings.value("tinted"), self._tinted))
+        channels = settings.value("channels")
+        if isinstance(channels, str) and set(channels) <= set(RGB_NAMES):
+            for box, name in zip(self.channel_boxes, RGB_NAMES):
+                box.setChecked(name in channels)
+        try:
+            factor = int(settings.value("factor", self._factor))
+        except (TypeError, ValueError):
+            factor = self._factor
+        if factor in FACTORS:
+            self.resolution_slider.setValue(FACTORS.index(factor))
+
+    def shutdown(self) -> None:
+        self._numbers_timer.stop()

@@ -1,0 +1,410 @@
+"""The Pixels chapter: drive its real widgets and check the arrays and plots it shows."""
+
+from __future__ import annotations
+
+import colorsys
+import os
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+from PIL import Image
+from PySide6.QtCore import QPoint, QPointF, QSettings, Qt
+from PySide6.QtTest import QTest
+
+from explorer.chapters.base import AppContext
+from explorer.chapters.pixels import (
+    FACTORS,
+    PixelsChapter,
+    downsample,
+    hex_colour,
+    rgb_to_hsv,
+    rgb_to_ycbcr,
+    upscale_nearest,
+)
+from explorer.workers import WorkerPool
+from models.images import LoadedImage
+
+SPLIT_INDEX = {"rgb": 0, "luma": 1, "hsv": 2, "ycbcr": 3}
+
+
+def make_image(height: int = 512, width: int = 512, seed: int = 0, name: str = "test.png") -> LoadedImage:
+    """Smooth gradients plus noise, so every channel differs and block means are not trivial."""
+    rng = np.random.default_rng(seed)
+    yy, xx = np.mgrid[0:height, 0:width]
+    base = np.stack([xx * 255 // max(width - 1, 1), yy * 255 // max(height - 1, 1), (xx + yy) % 256], axis=-1)
+    noisy = np.clip(base + rng.integers(-20, 21, base.shape), 0, 255).astype(np.uint8)
+    noisy.flags.writeable = False
+    return LoadedImage(pixels=noisy, name=name, path=None)
+
+
+def solid_colours(colours: list[tuple[int, int, int]], cell: int = 4) -> LoadedImage:
+    """One row of solid squares, ``cell`` pixels each."""
+    row = np.repeat(np.array(colours, np.uint8)[None, :, :], cell, axis=1)
+    pixels = np.repeat(row, cell, axis=0)
+    pixels.flags.writeable = False
+    return LoadedImage(pixels=pixels, name="colours.png", path=None)
+
+
+@pytest.fixture
+def image() -> LoadedImage:
+    return make_image()
+
+
+def open_chapter(qtbot, image: LoadedImage) -> PixelsChapter:
+    chapter = PixelsChapter(AppContext(image=image, workers=WorkerPool()))
+    qtbot.addWidget(chapter)
+    chapter.resize(1400 - 180, 860 - 60)
+    chapter.show()
+    qtbot.waitExposed(chapter)
+    return chapter
+
+
+@pytest.fixture
+def chapter(qtbot, image):
+    chapter = open_chapter(qtbot, image)
+    yield chapter
+    chapter.shutdown()
+
+
+def click(qtbot, box) -> None:
+    qtbot.mouseClick(box, Qt.MouseButton.LeftButton, pos=QPoint(6, box.height() // 2))
+
+
+def shown(panel) -> np.ndarray:
+    return panel.image_item.image
+
+
+def hover(panel, x: float, y: float) -> None:
+    """Move the mouse over view point (x, y) of ``panel`` (original-pixel coordinates)."""
+    scene_point = panel.view_box.mapViewToScene(QPointF(x, y))
+    widget_point = panel.graphics.mapFromScene(scene_point)
+    QTest.mouseMove(panel.graphics.viewport(), widget_point)
+    # Offscreen, a synthetic move may not reach the scene; emitting its signal is what a move does.
+    panel.graphics.scene().sigMouseMoved.emit(scene_point)
+
+
+# --------------------------------------------------------------------------- pure array functions
+
+
+def test_downsample_averages_blocks_and_keeps_partial_edge_blocks():
+    pixels = np.arange(25, dtype=np.uint8).reshape(5, 5)
+    small = downsample(pixels, 2)
+    assert small.shape == (3, 3) and small.dtype == np.uint8
+    assert small[0, 0] == (0 + 1 + 5 + 6) // 4  # 3
+    assert small[0, 2] == 7  # right edge: a 2×1 block, mean 6.5 rounded half up
+    assert small[2, 2] == 24  # corner: a single pixel
+    assert downsample(pixels, 1) is pixels
+
+
+def test_downsample_matches_reshape_mean_when_sizes_divide(image):
+    expected = np.rint(image.pixels.reshape(128, 4, 128, 4, 3).mean(axis=(1, 3)))
+    # Ties are rounded up (integer rounding), numpy's rint rounds them to even: allow 1.
+    assert np.abs(downsample(image.pixels, 4).astype(int) - expected).max() <= 1
+
+
+def test_upscale_nearest_restores_the_original_size():
+    small = np.array([[1, 2], [3, 4]], np.uint8)
+    big = upscale_nearest(small, 3, (5, 4))
+    assert big.shape == (5, 4)
+    assert big[:3, :3].tolist() == [[1] * 3] * 3 and big[4, 3] == 4
+
+
+def test_hsv_and_ycbcr_agree_with_reference_implementations():
+    rng = np.random.default_rng(1)
+    rgb = rng.integers(0, 256, (16, 16, 3), dtype=np.uint8)
+    hue, sat, val = rgb_to_hsv(rgb)
+    for y, x in np.ndindex(rgb.shape[:2]):
+        h, s, v = colorsys.rgb_to_hsv(*(rgb[y, x] / 255.0))
+        assert abs(int(hue[y, x]) - round(h * 255)) <= 1 or {int(hue[y, x]), round(h * 255)} == {0, 255}
+        assert abs(int(sat[y, x]) - round(s * 255)) <= 1
+        assert int(val[y, x]) == round(v * 255)
+    pillow = np.asarray(Image.fromarray(rgb).convert("YCbCr")).astype(int)
+    ours = np.stack(rgb_to_ycbcr(rgb), axis=-1).astype(int)
+    assert np.abs(ours - pillow).max() <= 1
+
+
+def test_hex_colour():
+    assert hex_colour((200, 130, 40)) == "#C88228"
+
+
+# --------------------------------------------------------------------------- views
+
+
+def test_opens_on_the_context_image_as_composite_and_rgb_channels(chapter, image):
+    assert np.array_equal(shown(chapter.composite_panel), image.pixels)
+    for index, panel in enumerate(chapter.channel_panels):
+        assert np.array_equal(shown(panel), image.pixels[..., index])
+        assert panel.isVisible()
+    assert [panel.title_label.text()[0] for panel in chapter.channel_panels] == ["R", "G", "B"]
+
+
+def test_switching_a_channel_off_zeroes_it_in_composite_panel_and_histogram(qtbot, chapter, image):
+    green = chapter.channel_boxes[1]
+    click(qtbot, green)
+    assert not green.isChecked()
+
+    composite = shown(chapter.composite_panel)
+    assert not composite[..., 1].any()
+    assert np.array_equal(composite[..., 0], image.pixels[..., 0])
+    assert np.array_equal(composite[..., 2], image.pixels[..., 2])
+    assert not shown(chapter.channel_panels[1]).any()
+    assert "off" in chapter.channel_panels[1].title_label.text()
+    assert "G off" in chapter.composite_panel.title_label.text()
+
+    curves = chapter.histogram.curves
+    assert not curves["G"].isVisible() and curves["R"].isVisible() and curves["B"].isVisible()
+
+    click(qtbot, green)
+    assert np.array_equal(shown(chapter.composite_panel), image.pixels)
+    assert curves["G"].isVisible()
+
+
+def test_tinted_channels_keep_only_their_own_colour(qtbot, chapter, image):
+    click(qtbot, chapter.tint_box)
+    for index, panel in enumerate(chapter.channel_panels):
+        tinted = shown(panel)
+        assert tinted.shape == image.pixels.shape
+        assert np.array_equal(tinted[..., index], image.pixels[..., index])
+        assert not np.delete(tinted, index, axis=-1).any()
+
+
+def test_luma_split_shows_one_rec601_panel(qtbot, chapter, image):
+    chapter.split_combo.setCurrentIndex(SPLIT_INDEX["luma"])
+    r, g, b = (image.pixels[..., i].astype(np.float64) for i in range(3))
+    expected = np.rint(0.299 * r + 0.587 * g + 0.114 * b)
+    assert np.abs(shown(chapter.channel_panels[0]).astype(int) - expected).max() <= 1
+    assert chapter.channel_panels[0].title_label.text().startswith("Y′")
+    assert chapter.channel_panels[1].isHidden() and chapter.channel_panels[2].isHidden()
+
+
+def test_hsv_split_of_known_colours(qtbot):
+    colours = [(255, 0, 0), (0, 255, 0), (0, 0, 255), (255, 255, 255), (0, 0, 0), (128, 128, 128), (255, 128, 0)]
+    chapter = open_chapter(qtbot, solid_colours(colours))
+    chapter.split_combo.setCurrentIndex(SPLIT_INDEX["hsv"])
+    hsv = np.stack([shown(panel)[0, ::4] for panel in chapter.channel_panels], axis=-1)
+    assert hsv.tolist() == [
+        [0, 255, 255], [85, 255, 255], [170, 255, 255], [0, 0, 255], [0, 0, 0], [0, 0, 128], [21, 255, 255]
+    ]
+    assert [panel.title_label.text()[0] for panel in chapter.channel_panels] == ["H", "S", "V"]
+
+    click(qtbot, chapter.tint_box)  # hue drawn as colours: pure red, green, blue
+    assert shown(chapter.channel_panels[0])[0, 0:12:4].tolist() == [[255, 0, 0], [0, 255, 0], [0, 0, 255]]
+    chapter.shutdown()
+
+
+def test_ycbcr_split_of_known_colours(qtbot):
+    chapter = open_chapter(qtbot, solid_colours([(255, 255, 255), (0, 0, 0), (255, 0, 0), (0, 0, 255)]))
+    chapter.split_combo.setCurrentIndex(SPLIT_INDEX["ycbcr"])
+    ycc = np.stack([shown(panel)[0, ::4] for panel in chapter.channel_panels], axis=-1)
+    assert ycc.tolist() == [[255, 128, 128], [0, 128, 128], [76, 85, 255], [29, 255, 107]]
+    chapter.shutdown()
+
+
+def test_histograms_count_every_value(chapter, image):
+    for index, name in enumerate("RGB"):
+        x, y = chapter.histogram.curves[name].getData()
+        assert np.array_equal(y, np.bincount(image.pixels[..., index].ravel(), minlength=256))
+
+
+# --------------------------------------------------------------------------- resolution and facts
+
+
+def test_facts_describe_the_array(chapter):
+    text = chapter.facts_label.text()
+    for fact in ("512 × 512 × 3", "uint8", "786,432", "768.0 KiB"):
+        assert fact in text
+
+
+def test_resolution_slider_shrinks_the_array_but_not_the_view(qtbot, chapter, image):
+    view = chapter.composite_panel.view_box
+    before = view.viewRange()
+    chapter.resolution_slider.setValue(FACTORS.index(4))
+
+    assert chapter.factor == 4 and chapter.resolution_label.text() == "×4"
+    composite = shown(chapter.composite_panel)
+    assert composite.shape == (128, 128, 3)
+    assert np.array_equal(composite, downsample(image.pixels, 4))
+    assert shown(chapter.channel_panels[0]).shape == (128, 128)
+    facts = chapter.facts_label.text()
+    assert "128 × 128 × 3" in facts and "49,152" in facts
+    # Same on-screen size: each displayed pixel covers 4×4 original pixels.
+    item = chapter.composite_panel.image_item
+    assert item.mapRectToParent(item.boundingRect()).width() == 512
+    assert np.allclose(view.viewRange(), before)
+    x, y = chapter.histogram.curves["R"].getData()
+    assert y.sum() == 128 * 128
+
+    chapter.resolution_slider.setValue(len(FACTORS) - 1)
+    assert shown(chapter.composite_panel).shape == (16, 16, 3) and "16 × 16 × 3" in chapter.facts_label.text()
+
+
+def test_resolution_keeps_channel_toggles_and_split(qtbot, chapter, image):
+    click(qtbot, chapter.channel_boxes[0])
+    chapter.split_combo.setCurrentIndex(SPLIT_INDEX["luma"])
+    chapter.resolution_slider.setValue(FACTORS.index(2))
+    small = downsample(image.pixels, 2).copy()
+    small[..., 0] = 0
+    assert np.array_equal(shown(chapter.composite_panel), small)
+    g, b = small[..., 1].astype(float), small[..., 2].astype(float)
+    assert np.abs(shown(chapter.channel_panels[0]).astype(int) - np.rint(0.587 * g + 0.114 * b)).max() <= 1
+
+
+# --------------------------------------------------------------------------- inspector
+
+
+def test_hovering_reads_out_the_pixel(qtbot, chapter, image):
+    panel = chapter.channel_panels[1]
+    hover(panel, 100.5, 40.5)
+    text = chapter.readout_label.text()
+    r, g, b = image.pixels[40, 100]
+    assert "x&nbsp;<b>100</b>" in text and "y&nbsp;<b>40</b>" in text
+    for value in (r, g, b):
+        assert f"<b>{value}</b>" in text
+    assert hex_colour((r, g, b)) in text
+
+    chapter.split_combo.setCurrentIndex(SPLIT_INDEX["hsv"])  # the split's values join the read-out
+    hue = rgb_to_hsv(image.pixels[40:41, 100:101])[0][0, 0]
+    assert f"H&nbsp;<b>{hue}</b>" in chapter.readout_label.text()
+
+    chapter.resolution_slider.setValue(FACTORS.index(8))  # the same spot now lies in cell (12, 5)
+    text = chapter.readout_label.text()
+    assert "x&nbsp;<b>12</b>" in text and "y&nbsp;<b>5</b>" in text and "of 64 × 64" in text
+    assert hex_colour(downsample(image.pixels, 8)[5, 12]) in text
+
+    hover(panel, -20.0, 40.0)  # beside the image
+    assert "Hover" in chapter.readout_label.text()
+
+
+def test_pixel_numbers_appear_only_when_zoomed_in(qtbot, chapter, image):
+    numbers = chapter.numbers
+    assert all(not n.texts() for n in numbers)
+
+    chapter.composite_panel.view_box.setRange(xRange=(10, 16), yRange=(20, 24), padding=0)
+    qtbot.waitUntil(lambda: bool(numbers[1].texts()))
+    red = numbers[1]
+    (x0, x1), (y0, y1) = red.view_box.viewRange()
+    cols = range(int(np.ceil(x0 - 0.5)), int(np.floor(x1 - 0.5)) + 1)
+    rows = range(int(np.ceil(y0 - 0.5)), int(np.floor(y1 - 0.5)) + 1)
+    assert red.texts() == [str(image.pixels[y, x, 0]) for y in rows for x in cols]
+    first = red.shown_items()[0]
+    assert first.isVisible() and (first.pos().x(), first.pos().y()) == (cols[0] + 0.5, rows[0] + 0.5)
+    y, x = rows[0], cols[0]
+    assert numbers[0].texts()[0] == "\n".join(str(v) for v in image.pixels[y, x])
+    assert len(red.items) == len(cols) * len(rows)
+    same_cell = red.shown_items()[-1]
+    view = chapter.composite_panel.view_box
+    view.setRange(xRange=(x0 + 1, x1 + 1), yRange=(y0, y1), padding=0)  # pan one pixel right
+    qtbot.waitUntil(lambda: red.texts()[0] == str(image.pixels[rows[0], cols[1], 0]))
+    assert same_cell in red.shown_items() and same_cell.pos().x() == cols[-1] + 0.5  # kept its cell
+    assert len(red.items) == len(cols) * len(rows)  # the column that left lent its items
+    view.setRange(xRange=(x0, x1), yRange=(y0, y1), padding=0)
+    qtbot.waitUntil(lambda: red.texts()[0] == str(image.pixels[rows[0], cols[0], 0]))
+
+    chapter.resolution_slider.setValue(FACTORS.index(2))  # bigger cells, fewer numbers
+    qtbot.waitUntil(lambda: len(red.texts()) < len(cols) * len(rows))
+    small = downsample(image.pixels, 2)
+    assert str(small[int(np.ceil(y0 / 2 - 0.5)), int(np.ceil(x0 / 2 - 0.5)), 0]) == red.texts()[0]
+    created = len(red.items)
+
+    chapter.fit_view()
+    qtbot.waitUntil(lambda: not red.texts())
+    assert not any(item.isVisible() for item in red.items)
+    chapter.resolution_slider.setValue(0)
+    chapter.composite_panel.view_box.setRange(xRange=(30, 36), yRange=(20, 24), padding=0)
+    qtbot.waitUntil(lambda: bool(red.texts()))
+    assert len(red.items) == max(created, len(cols) * len(rows))  # items are reused, not piled up
+
+
+def test_number_colour_follows_the_cell_brightness(qtbot):
+    chapter = open_chapter(qtbot, solid_colours([(0, 0, 0), (255, 255, 255)], cell=4))
+    chapter.composite_panel.view_box.setRange(xRange=(0, 8), yRange=(0, 4), padding=0)
+    qtbot.waitUntil(lambda: bool(chapter.numbers[1].texts()))
+    red = chapter.numbers[1]
+    colours = {item.textItem.toPlainText(): item.color.name() for item in red.shown_items()}
+    assert colours == {"0": "#ffffff", "255": "#000000"}
+    chapter.shutdown()
+
+
+# --------------------------------------------------------------------------- window hooks
+
+
+def test_set_image_shows_the_new_image(qtbot, chapter):
+    chapter.resolution_slider.setValue(FACTORS.index(2))
+    other = make_image(300, 200, seed=5, name="other.png")
+    chapter.set_image(other)
+    assert np.array_equal(shown(chapter.composite_panel), downsample(other.pixels, 2))
+    assert "150 × 100 × 3" in chapter.facts_label.text()
+    x, y = chapter.histogram.curves["B"].getData()
+    assert y.sum() == 150 * 100
+
+
+def test_settings_round_trip(qtbot, chapter, tmp_path):
+    chapter.split_combo.setCurrentIndex(SPLIT_INDEX["ycbcr"])
+    click(qtbot, chapter.tint_box)
+    click(qtbot, chapter.channel_boxes[2])
+    chapter.resolution_slider.setValue(FACTORS.index(8))
+    settings = QSettings(str(tmp_path / "settings.ini"), QSettings.Format.IniFormat)
+    settings.beginGroup("chapters/pixels")
+    chapter.save_settings(settings)
+    settings.endGroup()
+    settings.sync()
+
+    again = open_chapter(qtbot, make_image())
+    reread = QSettings(str(tmp_path / "settings.ini"), QSettings.Format.IniFormat)
+    reread.beginGroup("chapters/pixels")
+    again.restore_settings(reread)
+    assert again.split == "ycbcr" and again.tint_box.isChecked() and again.factor == 8
+    assert [box.isChecked() for box in again.channel_boxes] == [True, True, False]
+    assert np.array_equal(shown(again.composite_panel), shown(chapter.composite_panel))
+    again.shutdown()
+
+
+def test_restore_ignores_bad_values(qtbot, chapter, tmp_path):
+    settings = QSettings(str(tmp_path / "bad.ini"), QSettings.Format.IniFormat)
+    for key, value in (("split", "cmyk"), ("tinted", "perhaps"), ("channels", "XYZ"), ("factor", "seven")):
+        settings.setValue(key, value)
+    chapter.restore_settings(settings)
+    assert chapter.split == "rgb" and not chapter.tint_box.isChecked() and chapter.factor == 1
+    assert all(box.isChecked() for box in chapter.channel_boxes)
+
+
+def test_export_job_steps_through_the_resolutions(qtbot, chapter, image):
+    click(qtbot, chapter.channel_boxes[1])
+    job = chapter.export_job()
+    frames = list(job.iter_frames())
+    assert job.count == len(frames) == len(FACTORS)
+    assert all(frame.shape == image.pixels.shape and frame.dtype == np.uint8 for frame in frames)
+    masked = image.pixels.copy()
+    masked[..., 1] = 0
+    assert np.array_equal(frames[0], masked)
+    assert np.array_equal(frames[2][::4, ::4], downsample(masked, 4))
+    assert job.params["image"] == "test.png" and job.params["factors"] == list(FACTORS)
+    assert job.params["channels"] == "RB" and job.default_name == "test-resolutions"
+
+
+def test_letter_keys_toggle_channels_tint_and_resolution(qtbot, chapter):
+    chapter.activateWindow()
+    chapter.split_combo.setFocus()
+    qtbot.waitUntil(chapter.isActiveWindow)
+    QTest.keyClick(chapter.split_combo, Qt.Key.Key_G)
+    assert not chapter.channel_boxes[1].isChecked()
+    QTest.keyClick(chapter.split_combo, Qt.Key.Key_T)
+    assert chapter.tint_box.isChecked()
+    QTest.keyClick(chapter.split_combo, Qt.Key.Key_BracketRight)
+    assert chapter.factor == 2
+    assert chapter.split == "rgb"  # the letters went to the shortcuts, not the combo box
+
+
+def test_layout_renders_at_window_size(chapter, tmp_path):
+    picture = chapter.grab()
+    assert (picture.width(), picture.height()) == (1220, 800)
+    for panel in chapter.panels:
+        assert panel.graphics.width() > 300 and panel.graphics.height() > 200
+    assert chapter.readout_label.isVisible() and chapter.facts_label.isVisible()
+
+
+def test_importing_the_chapter_does_not_import_torch():
+    code = "import sys, explorer.chapters.pixels; assert 'torch' not in sys.modules"
+    subprocess.run([sys.executable, "-c", code], check=True, env={**os.environ, "QT_QPA_PLATFORM": "offscreen"})

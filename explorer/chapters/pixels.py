@@ -390,11 +390,15 @@ class PixelsChapter(Chapter):
         self._histograms: dict[int, dict[str, np.ndarray]] = {}
         self._rendered: dict[tuple, _Rendered] = {}
         self._hover_point: QPointF | None = None  # view coordinates (original pixels)
+        self._fitted = True  # whole image in view; stays so on resizes until the user zooms or pans
+        self._refit = False  # a panel changed size: fit again when the timer fires
+        self._to_link: list[ImagePanel] = []  # panels shown again, linked once laid out
+        self._keep_zoom: tuple[QPointF, float] | None = None  # centre and view units per screen pixel
 
         self._numbers_timer = QTimer(self)
         self._numbers_timer.setSingleShot(True)
         self._numbers_timer.setInterval(0)
-        self._numbers_timer.timeout.connect(self._update_numbers)
+        self._numbers_timer.timeout.connect(self._after_view_change)
 
         self._build_controls()
         self._build_views()
@@ -470,14 +474,15 @@ class PixelsChapter(Chapter):
         self.composite_panel = ImagePanel("Composite")
         self.channel_panels = [ImagePanel(title) for title in SPLITS[0].titles]
         self.panels = [self.composite_panel, *self.channel_panels]
-        grid = QGridLayout()
+        self._grid = grid = QGridLayout()
         grid.setSpacing(6)
         for index, panel in enumerate(self.panels):
             grid.addWidget(panel, index // 2, index % 2)
             panel.graphics.scene().sigMouseMoved.connect(lambda pos, p=panel: self._on_mouse_moved(p, pos))
             panel.installEventFilter(self)
             panel.view_box.sigRangeChanged.connect(self._schedule_numbers)
-            panel.view_box.sigResized.connect(self._schedule_numbers)
+            panel.view_box.sigResized.connect(self._on_resized)
+            panel.view_box.sigRangeChangedManually.connect(self._on_zoomed_by_hand)
         grid.setRowStretch(0, 1)
         grid.setRowStretch(1, 1)
         grid.setColumnStretch(0, 1)
@@ -559,7 +564,8 @@ class PixelsChapter(Chapter):
         self._refresh(refit=True)
 
     def fit_view(self) -> None:
-        """Zoom out to show the whole image."""
+        """Show the whole image, and keep it fitted (resizes, split changes) until the user zooms."""
+        self._fitted = True
         self.composite_panel.view_box.autoRange(padding=0.0)
 
     # ----------------------------------------------------------------- reactions
@@ -596,6 +602,52 @@ class PixelsChapter(Chapter):
     def _schedule_numbers(self, *_: object) -> None:
         self._numbers_timer.start()
 
+    def _on_resized(self) -> None:
+        self._refit = self._fitted
+        self._numbers_timer.start()
+
+    def _on_zoomed_by_hand(self, *_: object) -> None:
+        self._fitted = False
+
+    def _set_shown(self, panel: ImagePanel, shown: bool) -> None:
+        """Show or hide a channel panel; a hidden one is unlinked from the others.
+
+        Linking works both ways in pyqtgraph: a view that reappears at a stale size would
+        push a nonsense range onto the composite, so it is linked again only once laid out.
+        """
+        if shown == panel.isVisibleTo(self):
+            return
+        if shown:
+            panel.show()
+            self._to_link.append(panel)
+            self._numbers_timer.start()
+        else:
+            panel.view_box.setXLink(None)
+            panel.view_box.setYLink(None)
+            panel.hide()
+
+    def _after_view_change(self) -> None:
+        lead = self.composite_panel.view_box
+        for panel in self._to_link:
+            if panel.isVisibleTo(self):
+                panel.view_box.setXLink(lead)
+                panel.view_box.setYLink(lead)
+        self._to_link.clear()
+        if self._keep_zoom is not None:
+            (centre, units_per_px), self._keep_zoom = self._keep_zoom, None
+            half_w, half_h = lead.width() * units_per_px / 2, lead.height() * units_per_px / 2
+            lead.setRange(
+                xRange=(centre.x() - half_w, centre.x() + half_w),
+                yRange=(centre.y() - half_h, centre.y() + half_h),
+                padding=0,
+            )
+        # Linked views with locked aspect ratios undo auto-ranging when any of them resizes,
+        # so a fitted view is fitted again once the layout has settled.
+        if self._refit and self._fitted:
+            self.fit_view()
+        self._refit = False
+        self._update_numbers()
+
     # ----------------------------------------------------------------- display
 
     def _show(self, panel: ImagePanel, array: np.ndarray) -> None:
@@ -612,6 +664,11 @@ class PixelsChapter(Chapter):
         self._show(self.composite_panel, shown.composite)
         off = [name for name, on in zip(RGB_NAMES, self._on) if not on]
         self.composite_panel.set_title("Composite" + (f" — {', '.join(off)} off (set to 0)" if off else ""))
+        if not self._fitted and any(
+            panel.isVisibleTo(self) != (index < len(split.channels)) for index, panel in enumerate(self.channel_panels)
+        ):  # the panels are about to change size: keep the hand-picked zoom and centre
+            lead = self.composite_panel.view_box
+            self._keep_zoom = (lead.viewRect().center(), lead.viewPixelSize()[0])
         for index, panel in enumerate(self.channel_panels):
             if index < len(split.channels):
                 self._show(panel, shown.displays[index])
@@ -619,7 +676,8 @@ class PixelsChapter(Chapter):
                 if split.key == "rgb" and not self._on[index]:
                     title += " (off: all 0)"
                 panel.set_title(title)
-            panel.setVisible(index < len(split.channels))
+            self._set_shown(panel, index < len(split.channels))
+        self._grid.setRowStretch(1, 1 if len(split.channels) > 1 else 0)  # luma: one row of two
         if refit:
             self.fit_view()
 

@@ -11,7 +11,9 @@ import numpy as np
 import pytest
 from PIL import Image
 from PySide6.QtCore import QPoint, QPointF, QSettings, Qt
+from PySide6.QtGui import QWheelEvent
 from PySide6.QtTest import QTest
+from PySide6.QtWidgets import QApplication
 
 from explorer.chapters.base import AppContext
 from explorer.chapters.pixels import (
@@ -408,3 +410,29 @@ def test_layout_renders_at_window_size(chapter, tmp_path):
 def test_importing_the_chapter_does_not_import_torch():
     code = "import sys, explorer.chapters.pixels; assert 'torch' not in sys.modules"
     subprocess.run([sys.executable, "-c", code], check=True, env={**os.environ, "QT_QPA_PLATFORM": "offscreen"})
+
+
+def test_fitted_view_refits_when_the_split_changes_the_layout_but_a_hand_zoom_stays(qtbot, chapter):
+    view = chapter.composite_panel.view_box
+    chapter.split_combo.setCurrentIndex(SPLIT_INDEX["luma"])  # two tall panels instead of four
+    qtbot.waitUntil(lambda: np.allclose(view.viewRange()[0], (0, 512), atol=0.5))  # fills the width
+
+    centre = view.mapViewToScene(QPointF(256, 256))
+    viewport = chapter.composite_panel.graphics.viewport()
+    point = QPointF(chapter.composite_panel.graphics.mapFromScene(centre))
+    wheel = QWheelEvent(
+        point, viewport.mapToGlobal(point), QPoint(0, 0), QPoint(0, 240), Qt.MouseButton.NoButton,
+        Qt.KeyboardModifier.NoModifier, Qt.ScrollPhase.NoScrollPhase, False,
+    )
+    QApplication.sendEvent(viewport, wheel)  # zoom in by hand
+    (x0, x1), (y0, y1) = view.viewRange()
+    assert x1 - x0 < 400
+    units_per_px, centre = view.viewPixelSize()[0], ((x0 + x1) / 2, (y0 + y1) / 2)
+
+    chapter.split_combo.setCurrentIndex(SPLIT_INDEX["rgb"])  # back to four smaller panels
+    qtbot.waitUntil(lambda: chapter.channel_panels[1].isVisible())
+    qtbot.wait(20)  # let the layout settle and any refit run
+    (x0, x1), (y0, y1) = view.viewRange()
+    assert np.isclose(view.viewPixelSize()[0], units_per_px, rtol=0.02)  # same zoom
+    assert np.allclose(((x0 + x1) / 2, (y0 + y1) / 2), centre, atol=2)  # same centre
+    assert all(np.allclose(panel.view_box.viewRange(), view.viewRange(), atol=1) for panel in chapter.panels)

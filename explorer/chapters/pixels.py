@@ -364,17 +364,17 @@ class PixelsChapter(Chapter):
     name = "pixels"
     title = "Pixels"
     explanation = (
-        "<b>An image is a grid of numbers.</b> Each pixel holds three numbers from 0 to 255: "
-        "how much <span style='color:#c00'>red</span>, <span style='color:#080'>green</span> and "
-        "<span style='color:#00c'>blue</span> light to mix. The first panel is the image; the others "
-        "show one channel each, dark where its number is small and bright where it is large."
+        "<b>An image is a grid of numbers.</b> Each pixel holds three, from 0 to 255: how much "
+        "<span style='color:#c00'>red</span>, <span style='color:#080'>green</span> and "
+        "<span style='color:#00c'>blue</span> light to mix. The first panel is the image; the "
+        "others show one channel each, dark where its number is small."
         "<br><br><b>Try this</b><ul style='margin-left:-20px'>"
-        "<li>Hover over any panel to read the pixel's numbers.</li>"
-        "<li>Scroll to zoom in until the numbers appear inside the pixels.</li>"
-        "<li>Switch a channel off (keys R, G, B) and watch the colours change.</li>"
-        "<li>Drag <i>Resolution</i>: blocks of pixels are averaged, so there are fewer numbers "
-        "and less detail.</li>"
+        "<li>Hover over a panel to read the pixel's numbers.</li>"
+        "<li>Scroll to zoom in until the numbers appear in the pixels.</li>"
+        "<li>Switch a channel off and watch the colours change.</li>"
+        "<li>Drag <i>Resolution</i>: blocks of pixels are averaged, so fewer numbers, less detail.</li>"
         "<li>Pick luma, HSV or YCbCr: other ways to split the same colours.</li></ul>"
+        "<span style='color:#555'>Keys: R G B channels · T colour · [ ] resolution · S split · F fit</span>"
     )
 
     RENDER_CACHE_SIZE = 3
@@ -395,10 +395,10 @@ class PixelsChapter(Chapter):
         self._to_link: list[ImagePanel] = []  # panels shown again, linked once laid out
         self._keep_zoom: tuple[QPointF, float] | None = None  # centre and view units per screen pixel
 
-        self._numbers_timer = QTimer(self)
-        self._numbers_timer.setSingleShot(True)
-        self._numbers_timer.setInterval(0)
-        self._numbers_timer.timeout.connect(self._after_view_change)
+        self._view_timer = QTimer(self)
+        self._view_timer.setSingleShot(True)
+        self._view_timer.setInterval(0)
+        self._view_timer.timeout.connect(self._after_view_change)
 
         self._build_controls()
         self._build_views()
@@ -600,11 +600,11 @@ class PixelsChapter(Chapter):
         return super().eventFilter(watched, event)
 
     def _schedule_numbers(self, *_: object) -> None:
-        self._numbers_timer.start()
+        self._view_timer.start()
 
     def _on_resized(self) -> None:
         self._refit = self._fitted
-        self._numbers_timer.start()
+        self._view_timer.start()
 
     def _on_zoomed_by_hand(self, *_: object) -> None:
         self._fitted = False
@@ -620,7 +620,7 @@ class PixelsChapter(Chapter):
         if shown:
             panel.show()
             self._to_link.append(panel)
-            self._numbers_timer.start()
+            self._view_timer.start()
         else:
             panel.view_box.setXLink(None)
             panel.view_box.setYLink(None)
@@ -776,4 +776,4 @@ class PixelsChapter(Chapter):
             self.resolution_slider.setValue(FACTORS.index(factor))
 
     def shutdown(self) -> None:
-        self._numbers_timer.stop()
+        self._view_timer.stop()

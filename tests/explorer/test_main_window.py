@@ -103,12 +103,12 @@ def test_geometry_chapter_and_recent_files_survive_a_restart(qtbot, settings, tm
     first = MainWindow(settings)
     qtbot.addWidget(first)
     first.resize(790, 560)  # inside the offscreen 800×600 screen
-    size = first.size()
     first.show()
     first.show_chapter("noise")
     path = tmp_path / "kept.png"
     Image.fromarray(np.zeros((8, 8, 3), np.uint8)).save(path)
     first.open_image(path)
+    size = first.size()
     first.close()
 
     second = MainWindow(settings)

@@ -33,7 +33,8 @@ def render_screenshot(
 
     Uses throw-away settings so the picture does not depend on the user's.
     """
-    os.environ.setdefault("QT_QPA_PLATFORM", "offscreen")
+    if not os.environ.get("QT_QPA_PLATFORM"):
+        os.environ["QT_QPA_PLATFORM"] = "offscreen"
     from explorer.chapters import chapter_entry
     from explorer.main_window import MainWindow, ensure_application
     from models.images import open_image

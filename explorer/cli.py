@@ -181,7 +181,8 @@ def _add_screenshot(commands: argparse._SubParsersAction) -> None:
 
 
 def _run_screenshot(args: argparse.Namespace) -> int:
-    os.environ.setdefault("QT_QPA_PLATFORM", "offscreen")
+    if not os.environ.get("QT_QPA_PLATFORM"):
+        os.environ["QT_QPA_PLATFORM"] = "offscreen"
     from explorer.chapters import chapter_names
 
     names = chapter_names()

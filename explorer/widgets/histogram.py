@@ -40,7 +40,10 @@ class HistogramPlot(pg.PlotWidget):
                 color = colors.get(name, "#444444")
                 brush = pg.mkColor(color)
                 brush.setAlpha(50)
-                curve = self.plot(stepMode="center", fillLevel=0, pen=pg.mkPen(color, width=1.2), brush=brush)
+                # Steps are horizontal and vertical lines: antialiasing costs ~15 ms and buys nothing.
+                curve = self.plot(
+                    stepMode="center", fillLevel=0, pen=pg.mkPen(color, width=1.2), brush=brush, antialias=False
+                )
                 self.curves[name] = curve
             curve.setData(x, values)
             curve.setVisible(True)

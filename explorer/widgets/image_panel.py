@@ -49,8 +49,10 @@ class ImagePanel(QWidget):
     def set_title(self, title: str) -> None:
         self.title_label.setText(title)
 
-    def set_image(self, array: np.ndarray, levels: tuple[float, float] = (0, 255)) -> None:
+    def set_image(self, array: np.ndarray, levels: tuple[float, float] | None = (0, 255)) -> None:
         """Show ``array`` with fixed ``levels``; the view refits when the shape changes."""
+        if array.dtype == np.uint8 and levels is not None and tuple(levels) == (0, 255):
+            levels = None  # uint8 shown as it is: pyqtgraph skips a rescaled copy per frame
         self.image_item.setImage(array, autoLevels=False, levels=levels)
         if array.shape[:2] != self._shape[:2]:
             self.view_box.autoRange(padding=0.0)

@@ -2,8 +2,10 @@
 
 Drives the real widget path: set the slider's value, run the chapter's
 synchronous ``update_views()`` (compute + ``setImage`` + histograms), then
-process events so Qt paints the window (offscreen). Prints the median and 90th
-percentile per case and their ratio to the 16 ms frame budget (≤ 1 keeps 60 Hz).
+process events so Qt paints the window (offscreen). Prints, per case, the median
+and 90th percentile of the wall time and the median of the GUI thread's CPU time
+(which leaves out waiting for a core on a busy machine), each with its ratio to
+the 16 ms frame budget (≤ 1 keeps 60 Hz).
 
     python bench/bench_noise.py [--moves 50]
 """

@@ -300,6 +300,7 @@ class ReadoutLabel(QWidget):
         super().__init__(parent)
         self.label = QLabel(self)
         self.label.setTextFormat(Qt.TextFormat.RichText)
+        self.setAutoFillBackground(True)  # opaque: a new text does not repaint the widgets behind
         self._lines = lines
         self.setSizePolicy(QSizePolicy.Policy.Expanding, QSizePolicy.Policy.Fixed)
         self.setFixedHeight(math.ceil(self.fontMetrics().lineSpacing() * 1.35 * lines) + 4)
@@ -319,7 +320,7 @@ class ReadoutLabel(QWidget):
         return QSize(100, self.height())
 
     def resizeEvent(self, event) -> None:  # noqa: N802 (Qt override)
-        self.label.setGeometry(self.rect())
+        self.label.setGeometry(self.rect().adjusted(4, 0, -4, 0))
         super().resizeEvent(event)
 
 

@@ -825,13 +825,15 @@ class NoiseChapter(Chapter):
             for _, frame in forward_frames(image.pixels, schedule, count, seed):
                 yield frame
 
+        # The names of `diffusion-explorer export forward`; the export adds "frames".
         params = {
+            "sequence": "forward",
             "image": image.name,
+            "image_path": str(image.path) if image.path else None,
             "schedule": schedule.schedule,
             "timesteps": schedule.num_timesteps,
             "beta_start": schedule.beta_start,
             "beta_end": schedule.beta_end,
-            "frames": count,
             "seed": seed,
             "t": frame_timesteps(schedule.num_timesteps, count),
         }

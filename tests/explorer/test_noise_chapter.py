@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+import json
 import math
 
 import numpy as np
 import pytest
+from PIL import Image
 from PySide6.QtCore import QSettings, Qt
 
 from explorer.chapters.base import AppContext
@@ -442,13 +444,14 @@ def test_export_job_is_the_forward_sequence_with_the_cli_parameters(chapter):
     chapter.timesteps_spin.setValue(200)
     job = chapter.export_job()
     assert job.count == 32
-    assert job.params == {
+    assert job.params == {  # the names of `diffusion-explorer export forward`
+        "sequence": "forward",
         "image": "test.png",
+        "image_path": None,
         "schedule": "cosine",
         "timesteps": 200,
         "beta_start": pytest.approx(1e-4),
         "beta_end": pytest.approx(0.02),
-        "frames": 32,
         "seed": 5,
         "t": job.params["t"],
     }
@@ -458,6 +461,19 @@ def test_export_job_is_the_forward_sequence_with_the_cli_parameters(chapter):
     assert len(frames) == 32
     for frame, expected in zip(frames, reference):
         np.testing.assert_array_equal(frame, expected)
+
+
+def test_export_job_writes_a_sequence_with_its_parameters(chapter, tmp_path):
+    from explorer.export import export_frames, params_path
+
+    chapter.timesteps_spin.setValue(50)
+    job = chapter.export_job()
+    out = export_frames(list(job.iter_frames()), tmp_path / "forward.gif", job.params)
+    record = json.loads(params_path(out).read_text())
+    assert record["frames"] == 32 and record["timesteps"] == 50 and record["t"][-1] == 50
+    with Image.open(out) as gif:
+        assert gif.n_frames == 32
+        assert np.asarray(gif.convert("RGB")).shape == chapter.context.image.pixels.shape
 
 
 def test_export_job_with_few_steps_has_at_most_T_plus_one_frames(chapter):

@@ -74,7 +74,8 @@ def main() -> None:
     for kind in ("gaussian", "uniform", "salt-and-pepper", "poisson"):
         chapter.tabs.setCurrentIndex(chapter.NOISE_TAB)
         chapter.kind_combo.setCurrentIndex(chapter.kind_combo.findData(kind))
-        rows.append((f"{kind} strength slider", *time_moves(app, chapter, chapter.strength_slider, strengths, args.moves)))
+        times = time_moves(app, chapter, chapter.strength_slider, strengths, args.moves)
+        rows.append((f"{kind} strength slider", *times))
     chapter.tabs.setCurrentIndex(chapter.DIFFUSION_TAB)
     steps = list(range(1, 1001, 37))
     rows.append(("forward diffusion t slider", *time_moves(app, chapter, chapter.t_slider, steps, args.moves)))

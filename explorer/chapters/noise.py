@@ -220,7 +220,9 @@ class NoiseFrames:
 HISTOGRAM_COLORS = {**CHANNEL_COLORS, "all": "#444444"}
 
 
-def prepare_histogram(plot: HistogramPlot, names: Sequence[str] = ("R", "G", "B"), edges: np.ndarray | None = None) -> None:
+def prepare_histogram(
+    plot: HistogramPlot, names: Sequence[str] = ("R", "G", "B"), edges: np.ndarray | None = None
+) -> None:
     """Create the curves (R, G, B or "all") as plain lines over fixed x limits.
 
     Filled, antialiased steps cost milliseconds per repaint, and a refitted
@@ -506,7 +508,11 @@ class NoiseChapter(Chapter):
         page = QWidget()
         grid = QGridLayout(page)
         grid.setContentsMargins(2, 2, 2, 2)
-        pairs = ((self.clean_panel, self.clean_hist), (self.noise_panel, self.noise_hist), (self.noisy_panel, self.noisy_hist))
+        pairs = (
+            (self.clean_panel, self.clean_hist),
+            (self.noise_panel, self.noise_hist),
+            (self.noisy_panel, self.noisy_hist),
+        )
         for column, (panel, hist) in enumerate(pairs):
             prepare_histogram(hist, ("all",) if hist is self.noise_hist else ("R", "G", "B"))
             hist.setMaximumHeight(300)
@@ -521,7 +527,7 @@ class NoiseChapter(Chapter):
     def _build_diffusion_tab(self) -> None:
         self.formula_label = ReadoutLabel(lines=2)
         self.xt_panel = ImagePanel("x_t (clipped to ±1)")
-        self.xt_panel.setToolTip("x_t is shown with fixed levels: −1 is black, +1 is white; values beyond are clipped.")
+        self.xt_panel.setToolTip("Fixed levels: x_t = −1 is black, +1 is white; values beyond are clipped.")
         self._refit_xt_view = fit_on_resize(self.xt_panel)
         self.xt_hist = HistogramPlot("x_t values, all channels (−1 … 1)")
         prepare_histogram(self.xt_hist, ("all",), XT_EDGES)
@@ -573,7 +579,8 @@ class NoiseChapter(Chapter):
         strip_scroll.setWidgetResizable(True)
         strip_scroll.setFrameShape(QFrame.Shape.NoFrame)
         strip_scroll.setVerticalScrollBarPolicy(Qt.ScrollBarPolicy.ScrollBarAlwaysOff)
-        strip_scroll.setFixedHeight(filmstrip.sizeHint().height() + strip_scroll.horizontalScrollBar().sizeHint().height())
+        scrollbar_height = strip_scroll.horizontalScrollBar().sizeHint().height()
+        strip_scroll.setFixedHeight(filmstrip.sizeHint().height() + scrollbar_height)
         strip_title = QLabel("Filmstrip: x<sub>t</sub> at evenly spaced t (click one to jump there)")
         strip_title.setWordWrap(True)
 

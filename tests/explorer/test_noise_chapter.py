@@ -12,6 +12,7 @@ from PySide6.QtCore import QSettings, Qt
 
 from explorer.chapters.base import AppContext
 from explorer.chapters.noise import BLOCK_VALUES, NoiseChapter, channel_histograms, pooled_histogram
+from explorer.export import export_frames, params_path
 from explorer.workers import WorkerPool
 from models.images import LoadedImage
 from models.noise import NOISE_KINDS, NoiseSource, psnr
@@ -414,7 +415,8 @@ def test_settings_round_trip(chapter, qtbot, tmp_path):
 
 def test_restore_ignores_missing_and_bad_values(chapter, tmp_path):
     settings = QSettings(str(tmp_path / "bad.ini"), QSettings.Format.IniFormat)
-    for key, value in (("kind", "sparkles"), ("strength", "loud"), ("seed", -5), ("timesteps", 5), ("t", "x"), ("tab", 9)):
+    bad = {"kind": "sparkles", "strength": "loud", "seed": -5, "timesteps": 5, "t": "x", "tab": 9}
+    for key, value in bad.items():
         settings.setValue(key, value)
     chapter.restore_settings(settings)
     assert chapter.kind == "gaussian" and chapter.seed == 0
@@ -427,6 +429,9 @@ def test_set_image_of_another_size(chapter, shape):
     chapter.set_image(image)
     set_strength(chapter, 0.2)
     assert chapter.noisy_panel.image().shape == image.pixels.shape
+    clean = image.pixels.astype(np.float32) / 255
+    noisy = NoiseSource(image.pixels.shape, chapter.seed).apply(clean, "gaussian", 0.2)
+    assert chapter.psnr_db == pytest.approx(psnr(clean, noisy), abs=1e-3)  # summed over many row blocks
     np.testing.assert_array_equal(chapter.clean_panel.image(), image.pixels)
     show_diffusion(chapter)
     set_t(chapter, 0)
@@ -464,8 +469,6 @@ def test_export_job_is_the_forward_sequence_with_the_cli_parameters(chapter):
 
 
 def test_export_job_writes_a_sequence_with_its_parameters(chapter, tmp_path):
-    from explorer.export import export_frames, params_path
-
     chapter.timesteps_spin.setValue(50)
     job = chapter.export_job()
     out = export_frames(list(job.iter_frames()), tmp_path / "forward.gif", job.params)

@@ -658,9 +658,8 @@ class NoiseChapter(Chapter):
         """Part A: the noise and the noisy image, their histograms and the PSNR."""
         frames = self.frames
         self.psnr_db = frames.noise(self.kind, self.strength)
-        # levels=None: uint8 goes to the screen as is, with no rescaling pass over the image.
-        self.noise_panel.set_image(frames.noise_u8, levels=None)
-        self.noisy_panel.set_image(frames.noisy_u8, levels=None)
+        self.noise_panel.set_image(frames.noise_u8)
+        self.noisy_panel.set_image(frames.noisy_u8)
         show_histograms(self.noise_hist, pooled_histogram(frames.noise_u8, frames.histogram_step))
         show_histograms(self.noisy_hist, channel_histograms(frames.noisy_u8, frames.histogram_step))
         self.psnr_label.setText("PSNR ∞ dB" if math.isinf(self.psnr_db) else f"PSNR {self.psnr_db:.2f} dB")
@@ -670,7 +669,7 @@ class NoiseChapter(Chapter):
         frames, t = self.frames, self.t
         alpha_bar = self._schedule.alpha_bar(t)
         frames.diffusion(alpha_bar)
-        self.xt_panel.set_image(frames.xt_u8, levels=None)
+        self.xt_panel.set_image(frames.xt_u8)
         show_histograms(self.xt_hist, pooled_histogram(frames.xt_u8, frames.histogram_step), XT_EDGES)
         for marker in self.markers:
             marker.setValue(t)
@@ -811,7 +810,7 @@ class NoiseChapter(Chapter):
     def set_image(self, image: LoadedImage) -> None:
         self._image = image
         self.frames = NoiseFrames(image.pixels, self.seed)
-        self.clean_panel.set_image(image.pixels, levels=None)
+        self.clean_panel.set_image(image.pixels)
         show_histograms(self.clean_hist, channel_histograms(image.pixels, self.frames.histogram_step))
         step = self.frames.histogram_step
         for hist in (self.clean_hist, self.noisy_hist):

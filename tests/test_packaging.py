@@ -12,16 +12,20 @@ REPO = Path(__file__).resolve().parents[1]
 
 
 def test_an_installed_wheel_finds_its_assets(tmp_path):
-    subprocess.run(
+    build = subprocess.run(
         [sys.executable, "-m", "pip", "wheel", str(REPO), "--no-deps", "--no-build-isolation", "-q", "-w", str(tmp_path)],
-        check=True,
         capture_output=True,
+        text=True,
     )
+    assert build.returncode == 0, build.stdout + build.stderr
     wheel = next(tmp_path.glob("diffusion_explorer-*.whl"))
     names = zipfile.ZipFile(wheel).namelist()
     assert "models/_assets/CREDITS.md" in names
     assert "models/_assets/images/coffee.jpg" in names
     assert not [name for name in names if name.startswith(("tests/", "bench/"))]
+    sources = {str(path.relative_to(REPO)) for package in ("explorer", "models") for path in (REPO / package).rglob("*.py")}
+    missing = sorted(source for source in sources if source not in names)
+    assert not missing, f"add their packages to [tool.setuptools] packages in pyproject.toml: {missing}"
 
     site = tmp_path / "site"
     zipfile.ZipFile(wheel).extractall(site)  # what pip would put in site-packages

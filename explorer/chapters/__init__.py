@@ -22,6 +22,7 @@ class ChapterEntry:
 CHAPTERS: tuple[ChapterEntry, ...] = (
     ChapterEntry("pixels", "Pixels", "explorer.chapters.pixels", "PixelsChapter"),
     ChapterEntry("noise", "Noise", "explorer.chapters.noise", "NoiseChapter"),
+    ChapterEntry("latent", "Latent space", "explorer.chapters.latent", "LatentChapter"),
 )
 
 

@@ -16,12 +16,13 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 import pyqtgraph as pg
-from PySide6.QtCore import QEvent, QObject, QPointF, Qt, QTimer
-from PySide6.QtGui import QFont, QKeySequence, QShortcut, QTransform
+from PySide6.QtCore import QEvent, QObject, QPointF, QRectF, Qt, QTimer
+from PySide6.QtGui import QFont, QFontMetricsF, QKeySequence, QPainter, QShortcut, QStaticText, QTransform
 from PySide6.QtWidgets import (
     QCheckBox,
     QComboBox,
     QFormLayout,
+    QGraphicsItem,
     QGridLayout,
     QGroupBox,
     QHBoxLayout,
@@ -248,23 +249,88 @@ def _luminance(colour: np.ndarray) -> np.ndarray:
 # --------------------------------------------------------------------------- widgets
 
 
+class _NumbersItem(QGraphicsItem):
+    """Paints every number of a :class:`PixelNumbers` in one ``paint()`` call.
+
+    The numbers keep their screen size at any zoom: each cell centre is mapped to device
+    pixels and the text is drawn there, unscaled, from cached ``QStaticText``s. One
+    pyqtgraph TextItem per cell (a text document each) cost 60–80 ms a frame while panning.
+    """
+
+    def __init__(self, numbers: PixelNumbers) -> None:
+        super().__init__()
+        self._numbers = numbers
+        self._static: dict[int, tuple[QStaticText, float]] = {}  # value -> its prepared text, width
+        self._line_height = QFontMetricsF(numbers.font).height()
+        self.setZValue(10)
+
+    def boundingRect(self) -> QRectF:  # noqa: N802 (Qt override)
+        return self._numbers.cells_rect()
+
+    def _text(self, value: int) -> tuple[QStaticText, float]:
+        """The prepared text of ``value`` and its width in pixels."""
+        hit = self._static.get(value)
+        if hit is None:
+            text = QStaticText(str(value))
+            text.setTextFormat(Qt.TextFormat.PlainText)
+            text.prepare(QTransform(), self._numbers.font)
+            hit = self._static[value] = (text, text.size().width())
+        return hit
+
+    def paint(self, painter: QPainter, option, widget=None) -> None:  # noqa: D102 (Qt override)
+        numbers = self._numbers
+        if numbers.values is None or numbers.dark is None:
+            return
+        rows, cols = numbers.values.shape[:2]
+        cells = numbers.values.reshape(rows * cols, -1).tolist()  # Python ints: faster to look up
+        dark = numbers.dark.ravel().tolist()
+        # View → device is a scale and a shift (no rotation in a ViewBox): map the centres with numpy.
+        to_device = painter.transform()
+        (row0, col0), factor = numbers.origin, numbers.factor
+        xs = ((np.arange(col0, col0 + cols) + 0.5) * factor * to_device.m11() + to_device.dx()).tolist()
+        ys = ((np.arange(row0, row0 + rows) + 0.5) * factor * to_device.m22() + to_device.dy()).tolist()
+        line_height = self._line_height
+        half_block = len(cells[0]) * line_height / 2
+        painter.save()
+        painter.resetTransform()
+        painter.setFont(numbers.font)
+        for colour, on_dark in ((Qt.GlobalColor.white, True), (Qt.GlobalColor.black, False)):
+            painter.setPen(colour)
+            for index, cell in enumerate(cells):
+                if dark[index] != on_dark:
+                    continue
+                texts = [self._text(value) for value in cell]
+                # A block of left-aligned lines, centred on the cell (as a text item lays them out).
+                row, col = divmod(index, cols)
+                left = xs[col] - max(width for _, width in texts) / 2
+                top = ys[row] - half_block
+                for text, _ in texts:
+                    painter.drawStaticText(QPointF(left, top), text)
+                    top += line_height
+        painter.restore()
+
+
 class PixelNumbers:
     """The numbers written into the visible pixel cells of one panel.
 
-    Only cells whose centre is in view get a TextItem, and none do while cells are too
-    small to read.  A cell keeps its item while it stays in view (panning rewrites only
-    the cells that come in); items of cells that leave are reused, never deleted.
+    Only cells whose centre is in view get their number, and none do while cells are too
+    small to read or too many. One item paints them all (see :class:`_NumbersItem`).
     """
 
     def __init__(self, view_box: pg.ViewBox, stacked: bool) -> None:
         self.view_box = view_box
         self.stacked = stacked  # three numbers (R, G, B) per cell instead of one
-        self.items: list[pg.TextItem] = []  # every item ever made
-        self._cells: dict[tuple[int, int], pg.TextItem] = {}  # (row, col) on show -> its item
-        self._spare: list[pg.TextItem] = []  # hidden, ready for reuse
-        self._written_from: tuple[int, int] | None = None  # (id(values), factor) of the texts
         self.font = QFont()
         self.font.setPixelSize(9 if stacked else 11)
+        self.values: np.ndarray | None = None  # the numbers of the cells on show
+        self.dark: np.ndarray | None = None  # per cell on show: dark, so white text
+        self.origin = (0, 0)  # (row, col) of the first cell on show
+        self.factor = 1  # original pixels per cell side
+        # What the numbers on show were made from: (values, colours, (factor, r0, r1, c0, c1)).
+        self._source: tuple[np.ndarray, np.ndarray, tuple[int, ...]] | None = None
+        self.item = _NumbersItem(self)
+        self.item.hide()
+        view_box.addItem(self.item, ignoreBounds=True)
 
     @property
     def min_cell_px(self) -> float:
@@ -272,21 +338,42 @@ class PixelNumbers:
 
     @property
     def shown(self) -> int:
-        return len(self._cells)
+        """How many cells show their numbers."""
+        return 0 if self.values is None else self.values.shape[0] * self.values.shape[1]
 
-    def shown_items(self) -> list[pg.TextItem]:
-        """Items on show, row by row."""
-        return [self._cells[cell] for cell in sorted(self._cells)]
+    def cells(self) -> list[tuple[int, int]]:
+        """(row, col) of the cells on show, row by row."""
+        if self.values is None:
+            return []
+        (row0, col0), (rows, cols) = self.origin, self.values.shape[:2]
+        return [(row, col) for row in range(row0, row0 + rows) for col in range(col0, col0 + cols)]
 
     def texts(self) -> list[str]:
-        """The numbers on show, row by row (for tests and curious readers)."""
-        return [item.textItem.toPlainText() for item in self.shown_items()]
+        """The numbers on show, row by row (a cell's three numbers one per line)."""
+        if self.values is None:
+            return []
+        cells = self.values.reshape(self.shown, -1)
+        return ["\n".join(str(int(v)) for v in cell) for cell in cells]
+
+    def centres(self) -> list[tuple[float, float]]:
+        """Where each number is centred, in view coordinates (original pixels), row by row."""
+        return [((col + 0.5) * self.factor, (row + 0.5) * self.factor) for row, col in self.cells()]
+
+    def colours(self) -> list[str]:
+        """Text colour of each number on show, row by row: white on dark cells, black on light ones."""
+        if self.dark is None:
+            return []
+        return ["#ffffff" if dark else "#000000" for dark in self.dark.ravel()]
+
+    def cells_rect(self) -> QRectF:
+        """The cells on show, in view coordinates."""
+        if self.values is None:
+            return QRectF()
+        (row0, col0), (rows, cols), f = self.origin, self.values.shape[:2], self.factor
+        return QRectF(col0 * f, row0 * f, cols * f, rows * f)
 
     def hide(self) -> None:
-        for item in self._cells.values():
-            item.hide()
-            self._spare.append(item)
-        self._cells.clear()
+        self._show(None, None, (0, 0), self.factor)
 
     def cell_px(self, factor: int) -> float:
         """Screen pixels across one cell of the displayed array."""
@@ -309,36 +396,25 @@ class PixelNumbers:
         # Cells whose centre is in view (a number cut by the edge reads as a different number).
         c0, c1 = max(0, int(np.ceil(x0 / factor - 0.5))), min(width, int(np.floor(x1 / factor - 0.5)) + 1)
         r0, r1 = max(0, int(np.ceil(y0 / factor - 0.5))), min(height, int(np.floor(y1 / factor - 0.5)) + 1)
-        if max(0, c1 - c0) * max(0, r1 - r0) > MAX_NUMBERS_PER_PANEL:
+        if c1 <= c0 or r1 <= r0 or (c1 - c0) * (r1 - r0) > MAX_NUMBERS_PER_PANEL:
             self.hide()
             return
+        cells = (factor, r0, r1, c0, c1)
+        if self._source is not None:
+            old_values, old_colours, old_cells = self._source
+            if old_values is values and old_colours is colours and old_cells == cells:
+                return  # the same numbers in the same cells: nothing to repaint
+        self._show(values[r0:r1, c0:c1], _luminance(colours[r0:r1, c0:c1]) < 128.0, (r0, c0), factor)
+        self._source = (values, colours, cells)
 
-        source = (id(values), factor)
-        if source != self._written_from:  # new numbers: every cell must be rewritten
-            self._written_from = source
-            self.hide()
-        wanted = {(row, col) for row in range(r0, r1) for col in range(c0, c1)}
-        free = [self._cells.pop(cell) for cell in list(self._cells) if cell not in wanted]
-        dark = _luminance(colours[r0:r1, c0:c1]) < 128.0
-        for row, col in sorted(wanted - self._cells.keys()):
-            item = free.pop() if free else self._spare.pop() if self._spare else self._new_item()
-            cell = values[row, col]
-            text = "\n".join(str(int(v)) for v in cell) if self.stacked else str(int(cell))
-            item.setText(text, color="w" if dark[row - r0, col - c0] else "k")
-            item.setPos((col + 0.5) * factor, (row + 0.5) * factor)
-            item.show()
-            self._cells[(row, col)] = item
-        for item in free:
-            item.hide()
-        self._spare.extend(free)
-
-    def _new_item(self) -> pg.TextItem:
-        item = pg.TextItem(anchor=(0.5, 0.5))
-        item.setFont(self.font)
-        item.setZValue(10)
-        self.view_box.addItem(item, ignoreBounds=True)
-        self.items.append(item)
-        return item
+    def _show(self, values: np.ndarray | None, dark: np.ndarray | None, origin: tuple[int, int], factor: int) -> None:
+        self._source = None
+        if values is None and self.values is None:
+            return  # hidden already
+        self.item.prepareGeometryChange()  # the cells on show, hence the bounding rect, may change
+        self.values, self.dark, self.origin, self.factor = values, dark, origin, factor
+        self.item.setVisible(values is not None)
+        self.item.update()
 
 
 @dataclass
@@ -489,6 +565,9 @@ class PixelsChapter(Chapter):
         grid.setColumnStretch(1, 1)
         link_views(self.panels)
         self.numbers = [PixelNumbers(panel.view_box, stacked=(panel is self.composite_panel)) for panel in self.panels]
+        for index, panel in enumerate(self.panels):
+            # At once, so that the paint after a pan already has the cells that came into view.
+            panel.view_box.sigRangeChanged.connect(lambda *_, i=index: self._update_panel_numbers(i))
 
         self.histogram = HistogramPlot("How many pixels hold each value")
         for name in RGB_NAMES:
@@ -693,16 +772,22 @@ class PixelsChapter(Chapter):
         self.histogram.setTitle(f"How many of the {height * width:,} pixels hold each value (0–255)", size="9pt")
 
         self._update_readout()
-        self._schedule_numbers()
+        self._update_numbers()  # now, so that the next paint shows the numbers of the new arrays
+        self._schedule_numbers()  # and again once the layout has settled
 
     def _update_numbers(self) -> None:
+        for index in range(len(self.panels)):
+            self._update_panel_numbers(index)
+
+    def _update_panel_numbers(self, index: int) -> None:
+        """Write the numbers into the visible cells of panel ``index`` (0 is the composite)."""
         shown = self.rendered()
-        self.numbers[0].update(shown.composite, shown.composite, self._factor)
-        for index, numbers in enumerate(self.numbers[1:]):
-            if index < len(shown.planes):
-                numbers.update(shown.planes[index], shown.displays[index], self._factor)
-            else:
-                numbers.hide()
+        if index == 0:
+            self.numbers[0].update(shown.composite, shown.composite, self._factor)
+        elif index - 1 < len(shown.planes):
+            self.numbers[index].update(shown.planes[index - 1], shown.displays[index - 1], self._factor)
+        else:
+            self.numbers[index].hide()
 
     def _update_readout(self) -> None:
         small = self.small_image()

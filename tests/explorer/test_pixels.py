@@ -290,17 +290,16 @@ def test_pixel_numbers_appear_only_when_zoomed_in(qtbot, chapter, image):
     cols = range(int(np.ceil(x0 - 0.5)), int(np.floor(x1 - 0.5)) + 1)
     rows = range(int(np.ceil(y0 - 0.5)), int(np.floor(y1 - 0.5)) + 1)
     assert red.texts() == [str(image.pixels[y, x, 0]) for y in rows for x in cols]
-    first = red.shown_items()[0]
-    assert first.isVisible() and (first.pos().x(), first.pos().y()) == (cols[0] + 0.5, rows[0] + 0.5)
+    assert red.item.isVisible() and red.centres()[0] == (cols[0] + 0.5, rows[0] + 0.5)
+    assert red.centres()[-1] == (cols[-1] + 0.5, rows[-1] + 0.5)
     y, x = rows[0], cols[0]
     assert numbers[0].texts()[0] == "\n".join(str(v) for v in image.pixels[y, x])
-    assert len(red.items) == len(cols) * len(rows)
-    same_cell = red.shown_items()[-1]
+    assert red.shown == len(cols) * len(rows)
     view = chapter.composite_panel.view_box
     view.setRange(xRange=(x0 + 1, x1 + 1), yRange=(y0, y1), padding=0)  # pan one pixel right
     qtbot.waitUntil(lambda: red.texts()[0] == str(image.pixels[rows[0], cols[1], 0]))
-    assert same_cell in red.shown_items() and same_cell.pos().x() == cols[-1] + 0.5  # kept its cell
-    assert len(red.items) == len(cols) * len(rows)  # the column that left lent its items
+    assert red.centres()[-1] == (cols[-1] + 1.5, rows[-1] + 0.5)  # a new column came in
+    assert red.shown == len(cols) * len(rows)
     view.setRange(xRange=(x0, x1), yRange=(y0, y1), padding=0)
     qtbot.waitUntil(lambda: red.texts()[0] == str(image.pixels[rows[0], cols[0], 0]))
 
@@ -308,15 +307,33 @@ def test_pixel_numbers_appear_only_when_zoomed_in(qtbot, chapter, image):
     qtbot.waitUntil(lambda: len(red.texts()) < len(cols) * len(rows))
     small = downsample(image.pixels, 2)
     assert str(small[int(np.ceil(y0 / 2 - 0.5)), int(np.ceil(x0 / 2 - 0.5)), 0]) == red.texts()[0]
-    created = len(red.items)
+    assert red.centres()[0][0] % 2 == 1  # the centre of a 2×2 cell
 
     chapter.fit_view()
     qtbot.waitUntil(lambda: not red.texts())
-    assert not any(item.isVisible() for item in red.items)
+    assert not red.item.isVisible() and red.shown == 0
     chapter.resolution_slider.setValue(0)
     chapter.composite_panel.view_box.setRange(xRange=(30, 36), yRange=(20, 24), padding=0)
     qtbot.waitUntil(lambda: bool(red.texts()))
-    assert len(red.items) == max(created, len(cols) * len(rows))  # items are reused, not piled up
+    # One painting item per panel, however often the numbers come and go.
+    items = red.view_box.addedItems + red.view_box.childGroup.childItems()
+    assert sum(isinstance(item, type(red.item)) for item in items) == 1
+
+
+def test_pixel_numbers_are_painted_in_their_cells(qtbot, chapter, image):
+    chapter.composite_panel.view_box.setRange(xRange=(10, 16), yRange=(20, 24), padding=0)
+    qtbot.waitUntil(lambda: bool(chapter.numbers[1].texts()))
+    red = chapter.numbers[1]
+    assert red.item.boundingRect() == red.cells_rect()
+    (col0, row0), (col1, row1) = red.cells()[0][::-1], red.cells()[-1][::-1]
+    assert red.cells_rect().getCoords() == (col0, row0, col1 + 1, row1 + 1)
+    # Rendered, the panel differs from the bare image inside the cells: the numbers are drawn.
+    panel = chapter.channel_panels[0]
+    with_numbers = panel.graphics.grab().toImage()
+    red.item.hide()
+    without = panel.graphics.grab().toImage()
+    red.item.show()
+    assert with_numbers != without
 
 
 def test_number_colour_follows_the_cell_brightness(qtbot):
@@ -324,7 +341,7 @@ def test_number_colour_follows_the_cell_brightness(qtbot):
     chapter.composite_panel.view_box.setRange(xRange=(0, 8), yRange=(0, 4), padding=0)
     qtbot.waitUntil(lambda: bool(chapter.numbers[1].texts()))
     red = chapter.numbers[1]
-    colours = {item.textItem.toPlainText(): item.color.name() for item in red.shown_items()}
+    colours = dict(zip(red.texts(), red.colours()))
     assert colours == {"0": "#ffffff", "255": "#000000"}
     chapter.shutdown()
 

@@ -103,14 +103,19 @@ class NoiseSource:
         return self._field(which.get(kind, _WHICH_PIXELS))
 
     def apply(
-        self, clean: np.ndarray, kind: str, strength: float, out: np.ndarray | None = None
+        self,
+        clean: np.ndarray,
+        kind: str,
+        strength: float,
+        out: np.ndarray | None = None,
+        rows: slice | None = None,
     ) -> np.ndarray:
         """Return ``clean`` with ``kind`` noise of ``strength`` added, clipped to [0, 1].
 
         Parameters
         ----------
         clean
-            float32 image in [0, 1] of this source's shape.
+            float32 image in [0, 1] of this source's shape (or its ``rows``).
         kind
             One of :data:`NOISE_KINDS`.
         strength
@@ -118,32 +123,39 @@ class NoiseSource:
             (salt-and-pepper), 1 / √peak photons (poisson). 0 returns ``clean``.
         out
             Optional float32 buffer of the same shape (may not be ``clean``).
+        rows
+            Optional band of image rows (a slice with step 1): ``clean`` and ``out``
+            then hold only these rows, and get exactly the values that applying to the
+            whole image gives them. Lets a caller process an image band by band while
+            each band is in cache.
 
         Returns
         -------
         np.ndarray
-            The noisy image, float32 (``out`` when given).
+            The noisy image (or band), float32 (``out`` when given).
         """
         _check_kind(kind)
         if not 0.0 <= strength <= 1.0:
             raise ValueError(f"noise strength must be between 0 and 1, got {strength}")
-        if clean.shape != self.shape:
-            raise ValueError(f"image shape {clean.shape} does not match the noise {self.shape}")
+        rows = _check_rows(rows, self.shape[0])
+        shape = (rows.stop - rows.start, *self.shape[1:])
+        if clean.shape != shape:
+            raise ValueError(f"image shape {clean.shape} does not match the noise {shape}")
         if out is None:
-            out = np.empty(self.shape, dtype=np.float32)
+            out = np.empty(shape, dtype=np.float32)
         if strength == 0:
             np.copyto(out, clean)
             return out
         if kind == "salt-and-pepper":
-            fields = (self._field(_SALT_AT), self._field(_PEPPER_AT))
+            fields = (self._field(_SALT_AT)[rows], self._field(_PEPPER_AT)[rows])
         else:
-            fields = (self._field(_UNIFORM if kind == "uniform" else _GAUSSIAN),)
+            fields = (self._field(_UNIFORM if kind == "uniform" else _GAUSSIAN)[rows],)
         band_fn = _BANDS[kind]
         s = np.float32(strength)
-        rows = max(1, _BAND_VALUES // max(1, clean[0].size))
-        scratch = np.empty((rows, *self.shape[1:]), dtype=np.float32)
-        for top in range(0, self.shape[0], rows):
-            band = slice(top, top + rows)
+        band_rows = max(1, _BAND_VALUES // max(1, clean[0].size))
+        scratch = np.empty((min(band_rows, shape[0]), *shape[1:]), dtype=np.float32)
+        for top in range(0, shape[0], band_rows):
+            band = slice(top, top + band_rows)
             o = out[band]
             band_fn(clean[band], s, [f[band] for f in fields], o, scratch[: o.shape[0]])
             np.clip(o, 0.0, 1.0, out=o)
@@ -183,6 +195,16 @@ _BANDS = {
     "poisson": _poisson_band,
     "salt-and-pepper": _salt_and_pepper_band,
 }
+
+
+def _check_rows(rows: slice | None, height: int) -> slice:
+    """``rows`` as a slice with explicit start and stop inside ``height`` rows (all by default)."""
+    if rows is None:
+        return slice(0, height)
+    start, stop, step = rows.indices(height)
+    if step != 1 or stop <= start:
+        raise ValueError(f"rows must be a non-empty band of rows with step 1, got {rows}")
+    return slice(start, stop)
 
 
 def _check_kind(kind: str) -> None:

@@ -40,6 +40,19 @@ def test_output_is_float32_clipped_and_written_into_out(clean, kind):
     assert not np.array_equal(result, clean)
 
 
+@pytest.mark.parametrize("kind", NOISE_KINDS)
+def test_a_band_of_rows_gets_exactly_the_values_of_the_whole_image(clean, kind):
+    source = NoiseSource(SHAPE, 7)
+    whole = source.apply(clean, kind, 0.3)
+    out = np.empty((13, *SHAPE[1:]), np.float32)
+    for band in (slice(0, 13), slice(40, 53), slice(51, 64)):  # first, middle and last rows
+        result = source.apply(clean[band], kind, 0.3, out=out, rows=band)
+        assert result is out
+        np.testing.assert_array_equal(result, whole[band])
+    np.testing.assert_array_equal(source.apply(clean[-5:], kind, 0.3, rows=slice(-5, None)), whole[-5:])
+    np.testing.assert_array_equal(source.apply(clean[9:10], kind, 0.0, rows=slice(9, 10)), clean[9:10])
+
+
 @pytest.mark.parametrize("kind", ["gaussian", "uniform", "poisson"])
 def test_strength_changes_amplitude_not_pattern(kind):
     # Mid-grey so that clipping does not distort the pattern.
@@ -111,6 +124,9 @@ def test_poisson_noise_grows_with_brightness_and_strength():
         (lambda s, c: s.apply(c, "pink", 0.1), "unknown noise kind 'pink'"),
         (lambda s, c: s.apply(c, "gaussian", 1.5), "between 0 and 1"),
         (lambda s, c: s.apply(c[:10], "gaussian", 0.1), "does not match"),
+        (lambda s, c: s.apply(c[:10], "gaussian", 0.1, rows=slice(0, 12)), "does not match"),
+        (lambda s, c: s.apply(c[:5], "gaussian", 0.1, rows=slice(0, 10, 2)), "step 1"),
+        (lambda s, c: s.apply(c[:0], "gaussian", 0.1, rows=slice(70, 80)), "non-empty"),
     ],
 )
 def test_bad_arguments(clean, call, words):

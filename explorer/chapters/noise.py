@@ -78,8 +78,9 @@ COSINE_TOOLTIP = (
 # Histograms count about this many pixels (every n-th pixel in reading order): plenty for
 # 256 bins, while counting all of a 1024² image would cost a tenth of the frame budget.
 HISTOGRAM_SAMPLES = 65536
-# Values per row block in the conversions: a block of float32 is 256 KB, so it stays in cache.
-BLOCK_VALUES = 65536
+# Values per row block in the conversions: a few float32 blocks (192 KB each) stay in cache,
+# and a block is at most the band models.noise.NoiseSource.apply works on, so it takes one go.
+BLOCK_VALUES = 49152
 MAX_SEED = 2**31 - 1
 # The x_t histogram in x_t's own units: display value v shows x_t = v/127.5 − 1.
 XT_EDGES = (np.arange(257, dtype=np.float64) - 0.5) / 127.5 - 1.0
@@ -152,13 +153,13 @@ class NoiseFrames:
         self.x0 = pixels.astype(np.float32)
         self.x0 *= np.float32(1 / 127.5)
         self.x0 -= np.float32(1.0)  # [−1, 1], as forward_frames computes it
-        self.noisy = np.empty_like(self.clean)
         self.noisy_u8 = np.empty_like(pixels)
         self.noise_u8 = np.empty_like(pixels)  # noisy_u8 − pixels + 128, clipped
         self._pixels_less_128 = pixels.astype(np.int16) - np.int16(128)
         self.xt_u8 = np.empty_like(pixels)
         block_rows = min(height, max(1, BLOCK_VALUES // (width * channels)))
         self._scratch = np.empty((block_rows, width, channels), dtype=np.float32)
+        self._diff = np.empty_like(self._scratch)
         self._scratch16 = np.empty((block_rows, width, channels), dtype=np.int16)
         self.histogram_step = histogram_step(pixels)
         self.seed = -1
@@ -176,24 +177,31 @@ class NoiseFrames:
             yield rows, self._scratch[: rows.stop - rows.start]
 
     def noise(self, kind: str, strength: float) -> float:
-        """Fill ``noisy_u8`` and ``noise_u8``; return the PSNR of the noisy image in dB."""
-        self.source.apply(self.clean, kind, strength, out=self.noisy)
+        """Fill ``noisy_u8`` and ``noise_u8``; return the PSNR of the noisy image in dB.
+
+        Block by block, everything is done while the block is in cache: the noise
+        (``NoiseSource.apply`` on the block's rows), the squared error for the PSNR,
+        the displayed uint8 image and the noise view. A full-size float image written
+        and read back again would cost several milliseconds more.
+        """
         squared_error = 0.0
-        for rows, scratch in self._blocks():
-            noisy_u8 = self.noisy_u8[rows]
-            np.multiply(self.noisy[rows], np.float32(255.0), out=scratch)
-            np.rint(scratch, out=noisy_u8, casting="unsafe")  # noisy is in [0, 1]: nothing to clip
-            # PSNR from the float difference while it is in cache: models.noise.psnr
-            # (the same formula, which the tests check against) would read both images
-            # again, ~3 ms more per frame on 1024².
-            np.subtract(self.noisy[rows], self.clean[rows], out=scratch)
-            flat = scratch.reshape(-1)
+        for rows, noisy in self._blocks():
+            clean = self.clean[rows]
+            self.source.apply(clean, kind, strength, out=noisy, rows=rows)
+            # PSNR from the float difference (models.noise.psnr's formula, which the tests
+            # check against), summed block by block.
+            diff = self._diff[: len(noisy)]
+            np.subtract(noisy, clean, out=diff)
+            flat = diff.reshape(-1)
             squared_error += float(np.dot(flat, flat))
+            noisy_u8 = self.noisy_u8[rows]
+            np.multiply(noisy, np.float32(255.0), out=noisy)
+            np.rint(noisy, out=noisy_u8, casting="unsafe")  # noisy is in [0, 1]: nothing to clip
             # The noise as you see it: displayed noisy − displayed clean, centred on mid-grey.
-            diff = self._scratch16[: rows.stop - rows.start]
-            np.subtract(noisy_u8, self._pixels_less_128[rows], out=diff, dtype=np.int16)
-            np.clip(diff, np.int16(0), np.int16(255), out=self.noise_u8[rows], casting="unsafe")
-        mse = squared_error / self.noisy.size
+            centred = self._scratch16[: len(noisy)]
+            np.subtract(noisy_u8, self._pixels_less_128[rows], out=centred, dtype=np.int16)
+            np.clip(centred, np.int16(0), np.int16(255), out=self.noise_u8[rows], casting="unsafe")
+        mse = squared_error / self.pixels.size
         return math.inf if mse == 0.0 else 10.0 * math.log10(1.0 / mse)
 
     def diffusion(self, alpha_bar: float) -> None:
@@ -243,15 +251,16 @@ def show_histograms(plot: HistogramPlot, counts: dict[str, np.ndarray], edges: n
     """Show ``counts`` with the height fitted to the inner bins, so clipped end bins do not flatten the rest.
 
     The height is refitted only when it is off by more than 10 %: steadier while dragging.
+    It is set by scaling the curves (:meth:`HistogramPlot.set_count_top`), not the y range.
     """
     plot.set_histograms(counts, edges)
     inner = max(int(values[1:-1].max()) for values in counts.values())
     if inner == 0:
         inner = max(int(values.max()) for values in counts.values())
     top = max(inner, 1) * 1.1
-    shown = plot.viewRange()[1][1]
-    if not 0.9 * shown <= top <= 1.1 * shown:
-        plot.setYRange(0, top, padding=0)
+    shown = plot.count_top
+    if shown is None or not 0.9 * shown <= top <= 1.1 * shown:
+        plot.set_count_top(top)
 
 
 def histogram_tooltip(step: int) -> str:
@@ -553,6 +562,9 @@ class NoiseChapter(Chapter):
             plot.setMouseEnabled(x=False, y=False)
             plot.hideButtons()
             plot.disableAutoRange()  # set with the schedule: a moving marker must not refit (or repaint grids)
+            for axis in ("left", "bottom"):
+                # The marker's repaint region touches the axes: copy them from a pixmap.
+                plot.getAxis(axis).setCacheMode(QGraphicsItem.CacheMode.DeviceCoordinateCache)
             marker = pg.InfiniteLine(pos=0, angle=90, pen=pg.mkPen("#ff7f0e", width=2))
             plot.addItem(marker)
             self.markers.append(marker)

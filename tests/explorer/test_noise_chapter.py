@@ -162,6 +162,15 @@ def test_histograms_show_what_the_views_show(chapter):
     assert "all values" in chapter.noise_hist.toolTip()
 
 
+def test_histogram_height_follows_the_inner_bins(chapter):
+    for strength in (0.02, 0.3, 0.05):
+        set_strength(chapter, strength)
+        for plot in (chapter.clean_hist, chapter.noise_hist, chapter.noisy_hist):
+            inner = max(curve.yData[1:-1].max() for curve in plot.curves.values())
+            assert 0.9 * plot.count_top <= 1.1 * inner <= 1.1 * plot.count_top  # refitted when off by 10 %
+            assert plot.viewRange()[1] == [0, 1]  # the curves are scaled, the view stays
+
+
 def test_histograms_subsample_large_images():
     big = np.zeros((1024, 1024, 3), dtype=np.uint8)
     assert channel_histograms(big)["R"].sum() == 1024 * 1024 // 16  # every 16th pixel of a 1024² image

@@ -7,7 +7,7 @@ from collections.abc import Sequence
 import numpy as np
 import pyqtgraph as pg
 from PySide6.QtCore import QPoint, QPointF, QRectF, Qt, Signal
-from PySide6.QtWidgets import QLabel, QVBoxLayout, QWidget
+from PySide6.QtWidgets import QGraphicsItem, QLabel, QVBoxLayout, QWidget
 
 import explorer.widgets  # noqa: F401  (row-major image axis order)
 
@@ -97,11 +97,12 @@ class LatentMap(QWidget):
         self.grid_item.setOpacity(0.9)
         self.grid_item.setVisible(False)
         self.view_box.addItem(self.grid_item)
-        self.scatters = []
-        for color in CLASS_COLORS:
-            scatter = _PassiveScatter(size=5, pen=None, brush=pg.mkBrush(color))
-            self.view_box.addItem(scatter)
-            self.scatters.append(scatter)
+        # One item for all the points (the scene asks every item for its bounds on each mouse
+        # move), drawn once into a pixmap so that the moving marker does not repaint them.
+        self.scatter = _PassiveScatter(size=5, pen=None)
+        self.scatter.setCacheMode(QGraphicsItem.CacheMode.DeviceCoordinateCache)
+        self.view_box.addItem(self.scatter)
+        self._brushes = [pg.mkBrush(color) for color in CLASS_COLORS]
         self.marker = _PassiveScatter(
             size=18, symbol="o", pen=pg.mkPen("#000000", width=2.5), brush=pg.mkBrush(255, 255, 255, 90)
         )
@@ -123,9 +124,7 @@ class LatentMap(QWidget):
     def set_points(self, codes: np.ndarray, labels: np.ndarray) -> None:
         """Show (N, 2) ``codes`` coloured by ``labels`` (0–9) and fit the view to them."""
         codes = np.asarray(codes, dtype=np.float64)
-        for digit, scatter in enumerate(self.scatters):
-            chosen = codes[labels == digit]
-            scatter.setData(chosen[:, 0], chosen[:, 1])
+        self.scatter.setData(codes[:, 0], codes[:, 1], brush=[self._brushes[int(label) % 10] for label in labels])
         self._bounds = x0, x1, y0, y1 = map_bounds(codes, self.PADDING)
         self.view_box.setRange(xRange=(x0, x1), yRange=(y0, y1), padding=0.0)
 
@@ -152,8 +151,7 @@ class LatentMap(QWidget):
         return self._point
 
     def set_points_visible(self, visible: bool) -> None:
-        for scatter in self.scatters:
-            scatter.setVisible(visible)
+        self.scatter.setVisible(visible)
 
     # ------------------------------------------------------------------ mouse
     def _pick(self, point: QPointF) -> None:

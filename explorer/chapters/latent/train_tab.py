@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import time
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -43,6 +44,7 @@ if TYPE_CHECKING:
     from models.training import TrainingSnapshot
 
 PREVIEW_DIGITS = 8  # fresh digits reconstructed live
+REDRAW_S = 0.25  # curves and read-outs redraw at most 4 times a second: the GUI thread shares the GIL with training
 MAX_STEPS = 100_000
 KL_TITLE = "KL divergence (nats)"
 
@@ -73,6 +75,7 @@ class TrainTab(QWidget):
         self._run_start = 0
         self._stopping = False
         self._closed = False
+        self._last_redraw = 0.0
         self._build_controls()
         self._build_view()
         self._connect()
@@ -197,6 +200,7 @@ class TrainTab(QWidget):
         self._run_start = session.step
         self.progress.setRange(0, session.target)
         self.progress.setValue(session.step)
+        self.curves.set_steps(0, session.target)
         title = KL_TITLE if session.config.variational else "KL: none (a plain autoencoder has no KL term)"
         self.curves.plots["kl"].setTitle(title, size="10pt")
         self.worker = self.pool.start(
@@ -213,9 +217,13 @@ class TrainTab(QWidget):
         session.steps.append(item.step)
         for key, value in item.losses.items():
             session.losses.setdefault(key, []).append(value)
-        self.curves.set_history(session.steps, session.losses)
         if item.preview is not None:
             self.preview_panel.set_image(item.preview)
+        now = time.monotonic()
+        if now - self._last_redraw < REDRAW_S and not item.done:
+            return
+        self._last_redraw = now
+        self.curves.set_history(session.steps, session.losses)
         self.progress.setValue(item.step)
         losses = " · ".join(f"{key} {value:.2f}" for key, value in item.losses.items())
         self.status.setText(
@@ -237,6 +245,9 @@ class TrainTab(QWidget):
         if self._closed:
             return  # the window is closing: start no more work
         session = self.session
+        if session is not None:  # the last snapshots may not have been drawn yet
+            self.curves.set_history(session.steps, session.losses)
+            self.progress.setValue(session.step)
         if not self._error and session is not None and session.trainer is not None and session.step > self._run_start:
             self.trained = session.trained_slot()
             self.shelf.install(self.trained)

@@ -1,0 +1,187 @@
+"""The Latent space chapter: decode latency while dragging on a map, and training speed in the app.
+
+1. Drag on the VAE-2D and AE-2D maps with real mouse events (offscreen): each
+   move goes through pyqtgraph, the chapter's handler, a worker that decodes one
+   code, and ``setImage``. Prints the median and 90th percentile from the mouse
+   event to the decoded image on screen, with the ratio to the 16 ms frame budget,
+   next to the bare decoder call.
+2. Training samples/s inside the application (the Train tab's worker, with its
+   curves, preview and progress bar updating) against the bare loop
+   (``Trainer.run`` alone, same torch threads), and the overhead in percent
+   (goal ≤ 10 %). Runs alternate so that a busy machine hurts both alike.
+
+    python bench/bench_latent.py [--moves 100] [--steps 150] [--repeats 2]
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+import time
+from pathlib import Path
+
+os.environ.setdefault("QT_QPA_PLATFORM", "offscreen")
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+import numpy as np  # noqa: E402
+from PySide6.QtCore import QEventLoop, Qt, QTimer  # noqa: E402
+from PySide6.QtTest import QTest  # noqa: E402
+from PySide6.QtWidgets import QApplication  # noqa: E402
+
+FRAME_BUDGET_MS = 16.0
+DATA_COUNT = 5000  # training digits (cached on disk after the first run)
+BATCH_SIZE = 128
+MOVE_GAP_S = 0.011  # pyqtgraph drops mouse moves closer than 10 ms apart
+
+
+def wait_for(app: QApplication, done, timeout_s: float = 120.0, poll_ms: int = 20, signal=None) -> None:
+    """Run the event loop (blocking, as the application does) until ``done()``.
+
+    ``signal``: also check whenever it is emitted, so a wait ends without polling delay.
+    """
+    if done():
+        return
+    loop, timer = QEventLoop(), QTimer()
+    deadline = time.perf_counter() + timeout_s
+
+    def check(*_) -> None:
+        if done() or time.perf_counter() > deadline:
+            loop.quit()
+
+    timer.timeout.connect(check)
+    timer.start(poll_ms)
+    if signal is not None:
+        signal.connect(check)
+    loop.exec()
+    timer.stop()
+    if signal is not None:
+        signal.disconnect(check)
+    if not done():
+        raise TimeoutError("the chapter did not finish in time")
+
+
+def drag_latencies(app: QApplication, chapter, name: str, moves: int) -> np.ndarray:
+    """Milliseconds from each mouse move of a drag to its decode on screen."""
+    tab = chapter.map_tab
+    latent_map, viewport = tab.maps[name], tab.maps[name].plot_widget.viewport()
+    decoded = []
+    tab.decoded.connect(lambda which: decoded.append(which) if which == name else None)
+    x0, x1, y0, y1 = latent_map.bounds()
+    angles = np.linspace(0, 4 * np.pi, moves + 6)
+    path = [(x0 + (x1 - x0) * (0.5 + 0.35 * np.cos(a)), y0 + (y1 - y0) * (0.5 + 0.35 * np.sin(2 * a))) for a in angles]
+    QTest.mousePress(viewport, Qt.MouseButton.LeftButton, Qt.KeyboardModifier.NoModifier, latent_map.viewport_position(*path[0]))
+    wait_for(app, lambda: not chapter.busy)
+    times, last_move = [], 0.0
+    for point in path[1:]:
+        time.sleep(max(0.0, last_move + MOVE_GAP_S - time.perf_counter()))
+        count = len(decoded)
+        start = last_move = time.perf_counter()
+        QTest.mouseMove(viewport, latent_map.viewport_position(*point))
+        wait_for(app, lambda: len(decoded) > count, signal=tab.decoded)
+        app.processEvents()  # the repaint
+        times.append((time.perf_counter() - start) * 1000)
+    QTest.mouseRelease(viewport, Qt.MouseButton.LeftButton, Qt.KeyboardModifier.NoModifier, latent_map.viewport_position(*path[-1]))
+    wait_for(app, lambda: not chapter.busy)
+    return np.array(times[5:])  # the first moves start the drag and warm up
+
+
+def bare_decode_ms(chapter, name: str, count: int = 200) -> np.ndarray:
+    from explorer.chapters.latent.backend import decode_point
+
+    model, times = chapter.shelf.model(name), []
+    for i in range(count):
+        start = time.perf_counter()
+        decode_point(model, np.array([0.01 * i, -0.01 * i]))
+        times.append((time.perf_counter() - start) * 1000)
+    return np.array(times[10:])
+
+
+def app_training(app: QApplication, chapter, steps: int) -> tuple[float, float]:
+    """Samples/s of the Train tab's run (from its snapshots: the same clock as the bare loop),
+    and the GUI thread's CPU time as a fraction of the run's wall time."""
+    tab = chapter.train_tab
+    chapter.tabs.setCurrentIndex(chapter.TRAIN_TAB)
+    tab.data_count, tab.batch_size = DATA_COUNT, BATCH_SIZE
+    tab.kind_buttons["vae"].setChecked(True)
+    tab.steps_spin.setValue(steps)
+    snapshots = []
+    show = tab._on_update
+    tab._on_update = lambda item: (snapshots.append(item) if not isinstance(item, str) else None, show(item))
+    gui_cpu = time.thread_time()
+    tab.start()
+    wait_for(app, lambda: not tab.running, timeout_s=1800)
+    gui_cpu = time.thread_time() - gui_cpu
+    wait_for(app, lambda: not chapter.busy)  # the views redraw with the new model
+    tab._on_update = show
+    return steps * BATCH_SIZE / snapshots[-1].elapsed_s, gui_cpu / snapshots[-1].elapsed_s
+
+
+def bare_training(steps: int) -> float:
+    """Samples/s of ``Trainer.run`` alone on this thread."""
+    from models.autoencoder import AutoencoderConfig, make_trainer
+
+    trainer = make_trainer(AutoencoderConfig(latent_dim=2, variational=True), data_count=DATA_COUNT, batch_size=BATCH_SIZE)
+    last = None
+    for last in trainer.run(steps):
+        pass
+    return steps * BATCH_SIZE / last.elapsed_s
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--moves", type=int, default=100, help="mouse moves per drag (default 100)")
+    parser.add_argument("--steps", type=int, default=150, help="training steps per run (default 150)")
+    parser.add_argument("--repeats", type=int, default=2, help="runs of each training kind (default 2)")
+    args = parser.parse_args()
+
+    app = QApplication.instance() or QApplication(sys.argv)
+    from explorer.chapters.base import AppContext
+    from explorer.chapters.latent import LatentChapter
+    from explorer.workers import WorkerPool
+    from models.data import make_digits
+    from models.images import load_builtin
+
+    chapter = LatentChapter(AppContext(image=load_builtin("coffee"), workers=WorkerPool()))
+    chapter.resize(1230, 780)
+    chapter.show()
+    wait_for(app, lambda: not chapter.busy)
+    import torch
+
+    threads = torch.get_num_threads()  # the chapter leaves a core to the GUI
+
+    drag_rows = []
+    for name in ("vae-2d", "ae-2d"):
+        drag_rows.append((f"drag on the {name.upper()} map", drag_latencies(app, chapter, name, args.moves)))
+        drag_rows.append((f"  bare decoder call, {name.upper()}", bare_decode_ms(chapter, name)))
+
+    make_digits(DATA_COUNT, seed=0)  # cached before either run times anything
+    bare, inside, gui = [], [], []
+    for _ in range(args.repeats):
+        bare.append(bare_training(args.steps))
+        rate, gui_share = app_training(app, chapter, args.steps)
+        inside.append(rate)
+        gui.append(gui_share)
+    chapter.shutdown()
+    chapter.context.workers.stop_all()
+
+    load = os.getloadavg()[0] if hasattr(os, "getloadavg") else float("nan")
+    print(f"Latent space chapter (Qt {os.environ['QT_QPA_PLATFORM']}, {os.cpu_count()} cores, load {load:.1f}, "
+          f"{threads} torch thread(s))")  # fmt: skip
+    print(f"\nDecode per map drag: mouse move → decoded image on screen, {args.moves} moves")
+    print(f"{'case':<34} {'median ms':>9} {'p90 ms':>7} {'/ 16 ms':>8}")
+    for name, times in drag_rows:
+        median, p90 = np.median(times), np.percentile(times, 90)
+        print(f"{name:<34} {median:>9.2f} {p90:>7.2f} {median / FRAME_BUDGET_MS:>8.2f}")
+    print(f"\nTraining VAE-2D, batch {BATCH_SIZE}, {args.steps} steps per run, {args.repeats} runs each (median)")
+    print(f"{'case':<34} {'samples/s':>9}")
+    bare_rate, app_rate = float(np.median(bare)), float(np.median(inside))
+    print(f"{'bare loop (Trainer.run)':<34} {bare_rate:>9.0f}")
+    print(f"{'in the app (worker + GUI updates)':<34} {app_rate:>9.0f}")
+    print(f"{'overhead':<34} {100 * (bare_rate - app_rate) / bare_rate:>8.1f}%   (goal ≤ 10 %)")
+    print(f"GUI thread while training: {100 * float(np.median(gui)):.1f}% of one core (curves, preview, progress)")
+    print(f"runs: bare {', '.join(f'{r:.0f}' for r in bare)}; app {', '.join(f'{r:.0f}' for r in inside)}")
+
+
+if __name__ == "__main__":
+    main()

@@ -6,7 +6,7 @@ from collections.abc import Mapping, Sequence
 
 import numpy as np
 import pyqtgraph as pg
-from PySide6.QtWidgets import QWidget
+from PySide6.QtWidgets import QGraphicsItem, QWidget
 
 import explorer.widgets  # noqa: F401  (shared pyqtgraph options)
 
@@ -37,6 +37,9 @@ class LossCurves(pg.GraphicsLayoutWidget):
             plot.disableAutoRange()
             plot.hideButtons()
             plot.setLabel("bottom", "step")
+            for name in ("bottom", "left"):
+                # Copied from a pixmap when only the curve changed, not laid out again.
+                plot.getAxis(name).setCacheMode(QGraphicsItem.CacheMode.DeviceCoordinateCache)
             self.plots[key] = plot
             self.curves[key] = plot.plot(pen=pg.mkPen(color, width=2))
 

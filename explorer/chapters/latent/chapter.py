@@ -159,7 +159,12 @@ class LatentChapter(Chapter):
         for tab, shortcut in self._shortcuts.items():
             shortcut.setEnabled(tab == index)
         # The diagram follows the tab's model.
-        follow = {self.MAP_TAB: "vae-2d", self.SIXTEEN_TAB: SIXTEEN, self.INTERPOLATE_TAB: self.interpolate_tab.model_name()}
+        follow = {
+            self.MAP_TAB: "vae-2d",
+            self.SIXTEEN_TAB: SIXTEEN,
+            self.INTERPOLATE_TAB: self.interpolate_tab.model_name(),
+            self.TRAIN_TAB: self.train_tab.config().name,
+        }
         if index in follow and (row := self.diagram_combo.findData(follow[index])) >= 0:
             self.diagram_combo.setCurrentIndex(row)
 

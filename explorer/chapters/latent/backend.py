@@ -18,6 +18,7 @@ from PIL import Image
 from PySide6.QtCore import QObject, QSettings, Signal
 
 from explorer.widgets.latent_map import LatentMap, map_bounds
+from explorer.workers import LatestOnly, WorkerPool
 
 if TYPE_CHECKING:
     from models.autoencoder import Autoencoder, AutoencoderConfig
@@ -45,6 +46,31 @@ class TestDigits:
     def of_class(self, digit: int) -> np.ndarray:
         """Indices of the digits of one class."""
         return np.flatnonzero(self.labels == digit)
+
+
+class ViewJob(LatestOnly):
+    """A view's recomputation: in a worker, newest request wins (``LatestOnly``).
+
+    While ``immediate`` is set, ``submit`` computes on the spot instead, so that
+    the views are complete when the chapter is first shown (and in screenshots).
+    """
+
+    def __init__(self, pool: WorkerPool, on_result: Any, name: str = "") -> None:
+        super().__init__(pool, on_result, name=name)
+        self._show = on_result
+        self.immediate = False
+
+    def submit(self, function: Any, *args: Any, **kwargs: Any) -> None:
+        if not self.immediate:
+            super().submit(function, *args, **kwargs)
+            return
+        self.cancel()  # anything still running is older
+        try:
+            result = function(*args, **kwargs)
+        except Exception:  # noqa: BLE001 (reported by the worker pool, as any view error)
+            super().submit(function, *args, **kwargs)
+            return
+        self._show(result)
 
 
 # ---------------------------------------------------------------------- numpy helpers

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 from PySide6.QtCore import QSettings, Qt, QTimer
@@ -26,6 +28,7 @@ from explorer.chapters.latent.backend import (
     ModelShelf,
     Slot,
     TestDigits,
+    ViewJob,
     load_shipped,
     model_label,
     read_setting,
@@ -36,7 +39,6 @@ from explorer.chapters.latent.map_tab import MapTab
 from explorer.chapters.latent.sixteen_tab import SixteenTab
 from explorer.chapters.latent.train_tab import TrainTab
 from explorer.widgets.stage_diagram import StageDiagram
-from explorer.workers import LatestOnly
 from models.data import make_digits
 
 
@@ -82,7 +84,7 @@ class LatentChapter(Chapter):
         self.interpolate_tab = InterpolateTab(self.shelf, self.digits, pool)
         self.train_tab = TrainTab(self.shelf, self.digits, pool, self.device)
         self.tab_pages = (self.map_tab, self.sixteen_tab, self.interpolate_tab, self.train_tab)
-        self.diagram_job = LatestOnly(pool, self._show_reconstruction, name="Diagram")
+        self.diagram_job = ViewJob(pool, self._show_reconstruction, name="Diagram")
 
         self._build_controls()
         self._build_views()
@@ -95,9 +97,10 @@ class LatentChapter(Chapter):
         self.train_tab.message.connect(self.statusMessage)
         self.shelf.changed.connect(self._on_models_changed)
 
-        self._on_models_changed()
-        for page in self.tab_pages[:-1]:
-            page.refresh()
+        with self._immediate():
+            self._on_models_changed()
+            for page in self.tab_pages[:-1]:
+                page.refresh()
         self._on_tab_changed(self.tabs.currentIndex())
         if notes:
             # Shown once the window has connected the status bar.
@@ -222,8 +225,19 @@ class LatentChapter(Chapter):
         self.update_diagram()
 
     # ------------------------------------------------------------------ state for tests and benchmarks
-    def jobs(self) -> list[LatestOnly]:
+    def jobs(self) -> list[ViewJob]:
         return [self.diagram_job, *(job for page in self.tab_pages[:-1] for job in page.jobs())]
+
+    @contextmanager
+    def _immediate(self) -> Iterator[None]:
+        """Compute the views here and now (while the chapter is built or restored), not in workers."""
+        for job in self.jobs():
+            job.immediate = True
+        try:
+            yield
+        finally:
+            for job in self.jobs():
+                job.immediate = False
 
     @property
     def busy(self) -> bool:
@@ -242,13 +256,14 @@ class LatentChapter(Chapter):
             page.save_settings(settings)
 
     def restore_settings(self, settings: QSettings) -> None:
-        for page in self.tab_pages:
-            page.restore_settings(settings)
-        if (digit := read_setting(settings, "diagram_digit", int, lambda v: 0 <= v < TEST_COUNT)) is not None:
-            self.diagram_index = digit
-            self.update_diagram()
-        if (tab := read_setting(settings, "tab", int, lambda v: 0 <= v < self.tabs.count())) is not None:
-            self.tabs.setCurrentIndex(tab)
+        with self._immediate():
+            for page in self.tab_pages:
+                page.restore_settings(settings)
+            if (digit := read_setting(settings, "diagram_digit", int, lambda v: 0 <= v < TEST_COUNT)) is not None:
+                self.diagram_index = digit
+                self.update_diagram()
+            if (tab := read_setting(settings, "tab", int, lambda v: 0 <= v < self.tabs.count())) is not None:
+                self.tabs.setCurrentIndex(tab)
 
     def shutdown(self) -> None:
         self.train_tab.shutdown()

@@ -26,6 +26,7 @@ from explorer.chapters.latent.backend import (
     SIXTEEN,
     ModelShelf,
     TestDigits,
+    ViewJob,
     Walks,
     interpolations,
     model_label,
@@ -34,7 +35,7 @@ from explorer.chapters.latent.backend import (
     walk_frames,
 )
 from explorer.widgets.image_panel import ImagePanel
-from explorer.workers import LatestOnly, WorkerPool
+from explorer.workers import WorkerPool
 
 MODES = ("linear", "spherical")
 WALK_COLORS = {"linear": "#1f77b4", "spherical": "#ff7f0e"}
@@ -48,7 +49,7 @@ class InterpolateTab(QWidget):
         super().__init__(parent)
         self.shelf, self.digits = shelf, digits
         self.walks: Walks | None = None
-        self.job = LatestOnly(pool, self._show_walks, name="Interpolation")
+        self.job = ViewJob(pool, self._show_walks, name="Interpolation")
         self._build_controls()
         self._build_view()
         self._connect()
@@ -156,7 +157,7 @@ class InterpolateTab(QWidget):
         self.frames_spin.valueChanged.connect(self.update_walks)
         self.shelf.changed.connect(self.refresh)
 
-    def jobs(self) -> list[LatestOnly]:
+    def jobs(self) -> list[ViewJob]:
         return [self.job]
 
     def refresh(self) -> None:

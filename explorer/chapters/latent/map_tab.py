@@ -13,6 +13,7 @@ from explorer.chapters.latent.backend import (
     MapData,
     ModelShelf,
     TestDigits,
+    ViewJob,
     as_bool,
     classify,
     decode_point,
@@ -23,7 +24,7 @@ from explorer.chapters.latent.backend import (
 from explorer.chapters.noise import ReadoutLabel
 from explorer.widgets.image_panel import ImagePanel
 from explorer.widgets.latent_map import LatentMap, class_legend_html
-from explorer.workers import LatestOnly, WorkerPool
+from explorer.workers import WorkerPool
 
 
 class MapTab(QWidget):
@@ -41,9 +42,9 @@ class MapTab(QWidget):
         super().__init__(parent)
         self.shelf, self.digits, self.evaluator = shelf, digits, evaluator
         self.data: dict[str, MapData] = {}
-        self.point_jobs = {name: LatestOnly(pool, lambda image, n=name: self._show_point(n, image), name="Latent map") for name in MAP_MODELS}
-        self.verdict_jobs = {name: LatestOnly(pool, lambda text, n=name: self._show_verdict(n, text), name="Evaluator") for name in MAP_MODELS}
-        self.map_jobs = {name: LatestOnly(pool, lambda data, n=name: self._show_map(n, data), name="Latent map") for name in MAP_MODELS}
+        self.point_jobs = {name: ViewJob(pool, lambda image, n=name: self._show_point(n, image), name="Latent map") for name in MAP_MODELS}
+        self.verdict_jobs = {name: ViewJob(pool, lambda text, n=name: self._show_verdict(n, text), name="Evaluator") for name in MAP_MODELS}
+        self.map_jobs = {name: ViewJob(pool, lambda data, n=name: self._show_map(n, data), name="Latent map") for name in MAP_MODELS}
         self._build_controls()
         self._build_view()
         for name, latent_map in self.maps.items():
@@ -100,7 +101,7 @@ class MapTab(QWidget):
             self.maps[name], self.panels[name], self.readouts[name] = latent_map, panel, readout
         grid.setRowStretch(1, 1)
 
-    def jobs(self) -> list[LatestOnly]:
+    def jobs(self) -> list[ViewJob]:
         return [*self.point_jobs.values(), *self.verdict_jobs.values(), *self.map_jobs.values()]
 
     # ------------------------------------------------------------------ updates

@@ -25,6 +25,7 @@ from explorer.chapters.latent.backend import (
     SIXTEEN,
     ModelShelf,
     TestDigits,
+    ViewJob,
     centre_drawing,
     decode_point,
     latent_sample,
@@ -35,7 +36,7 @@ from explorer.chapters.latent.backend import (
 from explorer.widgets.drawing_canvas import DrawingCanvas
 from explorer.widgets.image_panel import ImagePanel
 from explorer.widgets.stage_diagram import grey_pixmap
-from explorer.workers import LatestOnly, WorkerPool
+from explorer.workers import WorkerPool
 
 Z_RANGE = 3.0  # the sliders span ±3 standard deviations of the prior N(0, 1)
 LATENT = 16
@@ -54,8 +55,8 @@ class SixteenTab(QWidget):
         self.variations: np.ndarray | None = None  # uint8 (count, 28, 28)
         self._drawing = False  # the drawing, not a picked digit, is the source
         self._picked = 0  # index of the picked fresh digit
-        self.z_job = LatestOnly(pool, self._show_z_decode, name="16-D VAE")
-        self.similar_job = LatestOnly(pool, self._show_similar, name="Similar images")
+        self.z_job = ViewJob(pool, self._show_z_decode, name="16-D VAE")
+        self.similar_job = ViewJob(pool, self._show_similar, name="Similar images")
         self._build_controls()
         self._build_view()
         self._connect()
@@ -182,7 +183,7 @@ class SixteenTab(QWidget):
         self.clear_button.clicked.connect(self.canvas.clear)
         self.shelf.changed.connect(self.refresh)
 
-    def jobs(self) -> list[LatestOnly]:
+    def jobs(self) -> list[ViewJob]:
         return [self.z_job, self.similar_job]
 
     def refresh(self) -> None:

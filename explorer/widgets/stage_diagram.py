@@ -65,6 +65,8 @@ class StageDiagram(QWidget):
         self.input_label = self._image_label("the input digit")
         self.output_label = self._image_label("its reconstruction: encode, then decode")
         self.box_labels: list[QLabel] = []
+        self._stages: list[tuple[str, tuple[int, ...]]] | None = None
+        self._font_px = 11
         self._row = QHBoxLayout(self)
         self._row.setContentsMargins(0, 0, 0, 0)
         self._row.setSpacing(0)
@@ -80,7 +82,11 @@ class StageDiagram(QWidget):
         return label
 
     def set_stages(self, stages: Sequence[tuple[str, Sequence[int]]]) -> None:
-        """Rebuild the boxes for ``stages``: (name, shape) pairs from the input to the output."""
+        """Show boxes for ``stages``: (name, shape) pairs from the input to the output."""
+        stages = [(name, tuple(shape)) for name, shape in stages]
+        if stages == self._stages:
+            return
+        self._stages = stages
         while self._row.count():
             item = self._row.takeAt(0)
             widget = item.widget()
@@ -98,10 +104,11 @@ class StageDiagram(QWidget):
             box.setTextFormat(Qt.TextFormat.RichText)
             box.setWordWrap(True)  # long names take two lines rather than widening the row
             box.setProperty("part", part)
-            box.setStyleSheet(
-                f"QLabel {{ background: {background}; border: 1.5px solid {border}; border-radius: 5px;"
-                " padding: 2px 1px; font-size: 11px; }"
-            )
+            box.setProperty("style", (
+                f"QLabel {{{{ background: {background}; border: 1.5px solid {border}; border-radius: 5px;"
+                " padding: 2px 1px; font-size: {px}px; }}"
+            ))  # fmt: skip
+            box.setStyleSheet(box.property("style").format(px=self._font_px))
             # Never wider than the row allows: a narrow window clips a box rather than growing.
             box.setSizePolicy(QSizePolicy.Policy.Ignored, QSizePolicy.Policy.Preferred)
             box.setMinimumSize(40, 3 * box.fontMetrics().lineSpacing() + 8)
@@ -110,6 +117,23 @@ class StageDiagram(QWidget):
             self.box_labels.append(box)
         self._row.addWidget(self._arrow())
         self._row.addWidget(self.output_label)
+        self._fit_font()
+
+    def resizeEvent(self, event) -> None:  # noqa: N802 (Qt override)
+        super().resizeEvent(event)
+        self._fit_font()
+
+    def _fit_font(self) -> None:
+        """Smaller text when the boxes get narrow (a small window), so that names still fit."""
+        if not self.box_labels:
+            return
+        count = len(self.box_labels)
+        per_box = (self.width() - 2 * (self.IMAGE_SIDE + 4) - (count + 1) * 9) / count
+        px = 11 if per_box >= 60 else 10 if per_box >= 52 else 9
+        if px != self._font_px or self.box_labels[0].styleSheet().find(f"{px}px") < 0:
+            self._font_px = px
+            for box in self.box_labels:
+                box.setStyleSheet(box.property("style").format(px=px))
 
     @staticmethod
     def _arrow() -> QLabel:

@@ -104,7 +104,7 @@ class LatentChapter(Chapter):
         self._on_tab_changed(self.tabs.currentIndex())
         if notes:
             # Shown once the window has connected the status bar.
-            QTimer.singleShot(0, lambda: self.statusMessage.emit(" ".join(notes)))
+            QTimer.singleShot(0, self, lambda: self.statusMessage.emit(" ".join(notes)))
 
     # ------------------------------------------------------------------ building
     def _build_controls(self) -> None:

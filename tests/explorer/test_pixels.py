@@ -21,8 +21,11 @@ from explorer.chapters.pixels import (
     PixelsChapter,
     downsample,
     hex_colour,
+    histograms,
+    luma,
     rgb_to_hsv,
     rgb_to_ycbcr,
+    tinted,
     upscale_nearest,
 )
 from explorer.workers import WorkerPool
@@ -127,6 +130,75 @@ def test_hsv_and_ycbcr_agree_with_reference_implementations():
     assert np.abs(ours - pillow).max() <= 1
 
 
+def _hsv_by_the_formula(rgb: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """The float32 HSV formula the chapter's tables are made from, applied pixel by pixel."""
+    r, g, b = (rgb[..., i].astype(np.float32) for i in range(3))
+    value = np.maximum(np.maximum(r, g), b)
+    spread = value - np.minimum(np.minimum(r, g), b)
+    safe = np.where(spread == 0, 1.0, spread)
+    hue = np.where(value == r, (g - b) / safe, np.where(value == g, 2.0 + (b - r) / safe, 4.0 + (r - g) / safe))
+    hue = np.where(spread == 0, 0.0, (hue / 6.0) % 1.0)
+    saturation = np.where(value == 0, 0.0, spread / np.where(value == 0, 1.0, value))
+
+    def to_uint8(values):
+        return np.clip(np.rint(values), 0, 255).astype(np.uint8)
+
+    return to_uint8(hue * 255.0), to_uint8(saturation * 255.0), value.astype(np.uint8)
+
+
+def test_hsv_tables_give_the_formula_for_every_colour():
+    every = np.arange(2**24, dtype=np.uint32)
+    for start in range(0, every.size, 2**20):  # all 16.7 million colours, a million at a time
+        colours = every[start : start + 2**20]
+        rgb = np.stack([colours >> 16, (colours >> 8) & 255, colours & 255], axis=-1).astype(np.uint8)
+        rgb = rgb.reshape(1024, 1024, 3)
+        for ours, formula in zip(rgb_to_hsv(rgb), _hsv_by_the_formula(rgb)):
+            np.testing.assert_array_equal(ours, formula)
+
+
+def test_conversions_in_row_blocks_match_one_go():
+    rgb = np.random.default_rng(3).integers(0, 256, (301, 257, 3), dtype=np.uint8)  # several blocks, a ragged one
+    r, g, b = (rgb[..., i].astype(np.float32) for i in range(3))
+
+    def to_uint8(values):
+        return np.clip(np.rint(values), 0, 255).astype(np.uint8)
+
+    np.testing.assert_array_equal(luma(rgb), to_uint8(0.299 * r + 0.587 * g + 0.114 * b))
+    y, cb, cr = rgb_to_ycbcr(rgb)
+    np.testing.assert_array_equal(cb, to_uint8(128.0 - 0.168736 * r - 0.331264 * g + 0.5 * b))
+    np.testing.assert_array_equal(cr, to_uint8(128.0 + 0.5 * r - 0.418688 * g - 0.081312 * b))
+    np.testing.assert_array_equal(y, luma(rgb))
+    counts = histograms(rgb)
+    for index, name in enumerate("RGB"):
+        np.testing.assert_array_equal(counts[name], np.bincount(rgb[..., index].ravel(), minlength=256))
+
+
+def test_downsample_matches_block_sums_for_any_size_and_factor():
+    rng = np.random.default_rng(4)
+    for shape in ((5, 5), (37, 41, 3), (100, 3, 3), (1, 1, 3), (64, 96, 3)):
+        pixels = rng.integers(0, 256, shape, dtype=np.uint8)
+        for factor in FACTORS[1:]:
+            rows, cols = np.arange(0, shape[0], factor), np.arange(0, shape[1], factor)
+            sums = np.add.reduceat(np.add.reduceat(pixels, rows, axis=0, dtype=np.uint32), cols, axis=1)
+            counts = np.outer(np.diff(np.append(rows, shape[0])), np.diff(np.append(cols, shape[1])))
+            counts = counts[:, :, None] if pixels.ndim == 3 else counts
+            np.testing.assert_array_equal(downsample(pixels, factor), (sums + counts // 2) // counts)
+
+
+def test_tinting_hue_and_chroma_planes_is_a_table_look_up():
+    plane = np.random.default_rng(5).integers(0, 256, (40, 30), dtype=np.uint8)
+    sixths = plane.astype(np.float32) * (6.0 / 255.0)
+    rgb = np.stack([np.abs(sixths - 3.0) - 1.0, 2.0 - np.abs(sixths - 2.0), 2.0 - np.abs(sixths - 4.0)], axis=-1)
+    np.testing.assert_array_equal(tinted(plane, "hsv", 0), np.rint(np.clip(rgb, 0.0, 1.0) * 255.0).astype(np.uint8))
+    cb = tinted(plane, "ycbcr", 1).astype(int)
+    cr = tinted(plane, "ycbcr", 2).astype(int)
+    d = plane.astype(np.float32) - 128.0
+    np.testing.assert_array_equal(cb[..., 2], np.clip(np.rint(128.0 + 1.772 * d), 0, 255))
+    np.testing.assert_array_equal(cr[..., 0], np.clip(np.rint(128.0 + 1.402 * d), 0, 255))
+    assert (cb[..., 0] == 128).all() and (cr[..., 2] == 128).all()
+    assert tinted(plane, "hsv", 2) is plane  # value stays grey
+
+
 def test_hex_colour():
     assert hex_colour((200, 130, 40)) == "#C88228"
 
@@ -217,6 +289,23 @@ def test_facts_describe_the_array(chapter):
     text = chapter.facts_label.text()
     for fact in ("512 × 512 × 3", "uint8", "786,432", "768.0 KiB"):
         assert fact in text
+    # The table always has the same rows, in a box that does not change size with them.
+    height = chapter.facts_label.height()
+    assert height >= chapter.facts_label.label.sizeHint().height()
+    chapter.resolution_slider.setValue(FACTORS.index(32))
+    assert "16 × 16 × 3" in chapter.facts_label.text() and chapter.facts_label.height() == height
+
+
+def test_histogram_height_is_the_auto_range_of_the_visible_counts(qtbot, chapter, image):
+    plot = chapter.histogram
+    pad = plot.getPlotItem().vb.suggestPadding(1)
+    for on in ((True, True, True), (False, True, True), (True, False, False)):
+        for box, checked in zip(chapter.channel_boxes, on):
+            box.setChecked(checked)
+        top = max(curve.getData()[1].max() for curve in plot.curves.values() if curve.isVisible())
+        assert plot.count_top == pytest.approx(top * (1 + pad))
+        assert plot.count_bottom == pytest.approx(-top * pad)
+        assert plot.viewRange()[1] == [0, 1]  # scaled curves, a fixed view
 
 
 def test_resolution_slider_shrinks_the_array_but_not_the_view(qtbot, chapter, image):

@@ -11,7 +11,13 @@ from PIL import Image
 from PySide6.QtCore import QSettings, Qt
 
 from explorer.chapters.base import AppContext
-from explorer.chapters.noise import BLOCK_VALUES, NoiseChapter, channel_histograms, pooled_histogram
+from explorer.chapters.noise import (
+    BLOCK_VALUES,
+    NoiseChapter,
+    ReadoutLabel,
+    channel_histograms,
+    pooled_histogram,
+)
 from explorer.export import export_frames, params_path
 from explorer.workers import WorkerPool
 from models.images import LoadedImage
@@ -180,6 +186,19 @@ def test_histograms_subsample_large_images():
         channels = np.broadcast_to(np.array([0, 1, 2], dtype=np.uint8), (height, 1024, 3))
         counts = pooled_histogram(channels)["all"]
         assert counts[0] > 0 and counts[1] > 0 and counts[2] > 0
+
+
+def test_readout_label_keeps_its_height_whatever_the_text(qtbot):
+    label = ReadoutLabel(lines=1)
+    qtbot.addWidget(label)
+    height = label.height()
+    label.setText("two<br>lines")
+    assert label.height() == height and label.text() == "two<br>lines"
+    table = "<table>" + "<tr><td>row</td></tr>" * 6 + "</table>"
+    label.fit_height(table)  # a box for texts that always have these rows
+    assert label.height() > 3 * height
+    label.setText(table.replace("row", "another row"))
+    assert label.height() == label.maximumHeight() == label.minimumHeight()
 
 
 def test_kind_changes_the_strength_label(chapter):

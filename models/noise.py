@@ -9,6 +9,7 @@ a few element-wise passes over the image (no new random numbers).
 from __future__ import annotations
 
 import math
+import threading
 
 import numpy as np
 
@@ -62,13 +63,17 @@ class NoiseSource:
         self.shape = tuple(int(n) for n in shape)
         self.seed = int(seed)
         self._fields: dict[int, np.ndarray] = {}
+        self._lock = threading.RLock()  # re-entrant: a field may be drawn from others
 
     def _field(self, which: int) -> np.ndarray:
         field = self._fields.get(which)
         if field is None:
-            field = self._draw(which)
-            field.flags.writeable = False
-            self._fields[which] = field
+            with self._lock:  # apply() may run on several bands at once, from several threads
+                field = self._fields.get(which)
+                if field is None:
+                    field = self._draw(which)
+                    field.flags.writeable = False
+                    self._fields[which] = field
         return field
 
     def _draw(self, which: int) -> np.ndarray:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import math
+import threading
 
 import numpy as np
 import pytest
@@ -51,6 +52,23 @@ def test_a_band_of_rows_gets_exactly_the_values_of_the_whole_image(clean, kind):
         np.testing.assert_array_equal(result, whole[band])
     np.testing.assert_array_equal(source.apply(clean[-5:], kind, 0.3, rows=slice(-5, None)), whole[-5:])
     np.testing.assert_array_equal(source.apply(clean[9:10], kind, 0.0, rows=slice(9, 10)), clean[9:10])
+
+
+@pytest.mark.parametrize("kind", NOISE_KINDS)
+def test_bands_applied_from_two_threads_at_once_match_the_whole_image(clean, kind):
+    whole = NoiseSource(SHAPE, 8).apply(clean, kind, 0.3)
+    source = NoiseSource(SHAPE, 8)  # fresh: both threads ask for fields not drawn yet
+    out = np.empty(SHAPE, np.float32)
+    bands = (slice(0, 32), slice(32, 64))
+    threads = [
+        threading.Thread(target=source.apply, args=(clean[band], kind, 0.3), kwargs={"out": out[band], "rows": band})
+        for band in bands
+    ]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    np.testing.assert_array_equal(out, whole)
 
 
 @pytest.mark.parametrize("kind", ["gaussian", "uniform", "poisson"])

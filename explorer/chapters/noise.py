@@ -5,20 +5,25 @@ strength to the image (clean | noise | noisy, with histograms and PSNR).
 Part B jumps straight to any step t of DDPM's forward process,
 x_t = √ᾱ_t·x₀ + √(1−ᾱ_t)·ε, for a chosen β schedule.
 
-The slider path is the hot loop. :class:`NoiseFrames` (numpy only) keeps every
-buffer preallocated per image and fills the displayed uint8 arrays in row
-blocks that stay in cache; the chapter only hands them to the views.
+The slider path is the hot loop. :class:`NoiseFrames` keeps every buffer
+preallocated per image and fills the displayed uint8 arrays in row blocks that
+stay in cache, two bands of rows at once when a second core is free; the chapter
+only hands them to the views.
 """
 
 from __future__ import annotations
 
+import functools
 import math
+import os
+import threading
 from collections.abc import Callable, Iterator, Sequence
-from typing import TYPE_CHECKING
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, TypeVar
 
 import numpy as np
 import pyqtgraph as pg
-from PySide6.QtCore import QSettings, QSize, Qt, QTimer
+from PySide6.QtCore import QSettings, QSize, Qt, QThreadPool, QTimer
 from PySide6.QtGui import QFontMetrics, QIcon, QImage, QKeySequence, QPixmap, QShortcut
 from PySide6.QtWidgets import (
     QComboBox,
@@ -52,6 +57,8 @@ from models.schedules import BETA_SCHEDULES, NoiseSchedule, forward_frames, fram
 if TYPE_CHECKING:
     from models.images import LoadedImage
 
+T = TypeVar("T")
+
 NOISE_LABELS = {
     "gaussian": "Gaussian",
     "uniform": "Uniform",
@@ -81,6 +88,9 @@ HISTOGRAM_SAMPLES = 65536
 # Values per row block in the conversions: a few float32 blocks (192 KB each) stay in cache,
 # and a block is at most the band models.noise.NoiseSource.apply works on, so it takes one go.
 BLOCK_VALUES = 49152
+# Bands of rows computed at once on a slider move, one on the GUI thread and the others on
+# Qt's pool (see run_parallel): the GUI thread does half the work when a second core is free.
+PARALLEL_BANDS = min(2, os.cpu_count() or 1)
 MAX_SEED = 2**31 - 1
 # The x_t histogram in x_t's own units: display value v shows x_t = v/127.5 − 1.
 XT_EDGES = (np.arange(257, dtype=np.float64) - 0.5) / 127.5 - 1.0
@@ -113,11 +123,53 @@ def pooled_histogram(pixels: np.ndarray, step: int | None = None) -> dict[str, n
     return {"all": np.bincount(values, minlength=256)}
 
 
-def row_blocks(height: int, row_values: int) -> Iterator[slice]:
-    """Slices of rows holding about :data:`BLOCK_VALUES` values each."""
-    rows = max(1, BLOCK_VALUES // max(1, row_values))
-    for start in range(0, height, rows):
-        yield slice(start, min(start + rows, height))
+def row_blocks(rows: slice, row_values: int) -> Iterator[slice]:
+    """The ``rows`` (a slice with start and stop) in slices holding about :data:`BLOCK_VALUES` values each."""
+    step = max(1, BLOCK_VALUES // max(1, row_values))
+    for start in range(rows.start, rows.stop, step):
+        yield slice(start, min(start + step, rows.stop))
+
+
+def split_rows(height: int, parts: int) -> list[slice]:
+    """``height`` rows in at most ``parts`` bands of (nearly) equal size, none empty."""
+    edges = np.linspace(0, height, min(parts, height) + 1).round().astype(int)
+    return [slice(int(a), int(b)) for a, b in zip(edges[:-1], edges[1:])]
+
+
+def run_parallel(jobs: Sequence[Callable[[], T]]) -> list[T]:
+    """The results of ``jobs``, the first run here and the others on Qt's global thread pool.
+
+    numpy lets go of the GIL in its loops, so bands of an image computed this way take
+    two cores when two are free. A job that finds no free pool thread runs here; an
+    exception in any job is raised here once all have ended.
+    """
+    results: list = [None] * len(jobs)
+    errors: list[BaseException] = []
+    started: list[threading.Event] = []
+
+    def run(index: int, done: threading.Event | None = None) -> None:
+        try:
+            results[index] = jobs[index]()
+        except BaseException as error:  # noqa: BLE001 (raised again below, on this thread)
+            errors.append(error)
+        finally:
+            if done is not None:
+                done.set()
+
+    pool = QThreadPool.globalInstance()
+    for index in range(1, len(jobs)):
+        done = threading.Event()
+        if pool.tryStart(functools.partial(run, index, done)):
+            started.append(done)
+        else:
+            run(index)
+    if jobs:
+        run(0)
+    for done in started:
+        done.wait()
+    if errors:
+        raise errors[0]
+    return results
 
 
 def xt_to_uint8(xt: np.ndarray, out: np.ndarray) -> None:
@@ -132,8 +184,25 @@ def xt_to_uint8(xt: np.ndarray, out: np.ndarray) -> None:
     np.clip(xt, np.float32(0.0), np.float32(255.5), out=out, casting="unsafe")
 
 
+@dataclass
+class _BlockBuffers:
+    """Scratch arrays for one row block at a time (a band of NoiseFrames has its own)."""
+
+    values: np.ndarray  # float32: the noisy block, or x_t
+    difference: np.ndarray  # float32: noisy − clean
+    centred: np.ndarray  # int16: the noise view before clipping
+
+    @classmethod
+    def empty(cls, shape: tuple[int, ...]) -> _BlockBuffers:
+        return cls(np.empty(shape, np.float32), np.empty(shape, np.float32), np.empty(shape, np.int16))
+
+    def rows(self, count: int) -> _BlockBuffers:
+        """The buffers cut to ``count`` rows."""
+        return _BlockBuffers(self.values[:count], self.difference[:count], self.centred[:count])
+
+
 class NoiseFrames:
-    """The arrays the chapter shows for one image, computed in place (numpy only).
+    """The arrays the chapter shows for one image, computed in place (numpy, no widgets).
 
     Parameters
     ----------
@@ -157,10 +226,11 @@ class NoiseFrames:
         self.noise_u8 = np.empty_like(pixels)  # noisy_u8 − pixels + 128, clipped
         self._pixels_less_128 = pixels.astype(np.int16) - np.int16(128)
         self.xt_u8 = np.empty_like(pixels)
+        # Bands of rows computed at once (see run_parallel), each with its own block buffers.
         block_rows = min(height, max(1, BLOCK_VALUES // (width * channels)))
-        self._scratch = np.empty((block_rows, width, channels), dtype=np.float32)
-        self._diff = np.empty_like(self._scratch)
-        self._scratch16 = np.empty((block_rows, width, channels), dtype=np.int16)
+        self._bands = [
+            (rows, _BlockBuffers.empty((block_rows, width, channels))) for rows in split_rows(height, PARALLEL_BANDS)
+        ]
         self.histogram_step = histogram_step(pixels)
         self.seed = -1
         self.reseed(seed)
@@ -171,13 +241,19 @@ class NoiseFrames:
         self.source = NoiseSource(self.pixels.shape, self.seed)
         self.eps = np.random.default_rng(self.seed).standard_normal(self.pixels.shape, dtype=np.float32)
 
-    def _blocks(self) -> Iterator[tuple[slice, np.ndarray]]:
-        height, width, channels = self.pixels.shape
-        for rows in row_blocks(height, width * channels):
-            yield rows, self._scratch[: rows.stop - rows.start]
+    def _blocks(self, band: slice, buffers: _BlockBuffers) -> Iterator[tuple[slice, _BlockBuffers]]:
+        """The band's row blocks, each with buffers cut to its size."""
+        for rows in row_blocks(band, self.pixels[0].size):
+            yield rows, buffers.rows(rows.stop - rows.start)
 
     def noise(self, kind: str, strength: float) -> float:
-        """Fill ``noisy_u8`` and ``noise_u8``; return the PSNR of the noisy image in dB.
+        """Fill ``noisy_u8`` and ``noise_u8``; return the PSNR of the noisy image in dB."""
+        jobs = [functools.partial(self._noise_band, rows, buffers, kind, strength) for rows, buffers in self._bands]
+        mse = sum(run_parallel(jobs)) / self.pixels.size
+        return math.inf if mse == 0.0 else 10.0 * math.log10(1.0 / mse)
+
+    def _noise_band(self, band: slice, buffers: _BlockBuffers, kind: str, strength: float) -> float:
+        """Fill a band of ``noisy_u8`` and ``noise_u8``; return its sum of squared errors.
 
         Block by block, everything is done while the block is in cache: the noise
         (``NoiseSource.apply`` on the block's rows), the squared error for the PSNR,
@@ -185,30 +261,31 @@ class NoiseFrames:
         and read back again would cost several milliseconds more.
         """
         squared_error = 0.0
-        for rows, noisy in self._blocks():
+        for rows, block in self._blocks(band, buffers):
             clean = self.clean[rows]
-            self.source.apply(clean, kind, strength, out=noisy, rows=rows)
+            noisy = self.source.apply(clean, kind, strength, out=block.values, rows=rows)
             # PSNR from the float difference (models.noise.psnr's formula, which the tests
             # check against), summed block by block.
-            diff = self._diff[: len(noisy)]
-            np.subtract(noisy, clean, out=diff)
-            flat = diff.reshape(-1)
+            np.subtract(noisy, clean, out=block.difference)
+            flat = block.difference.reshape(-1)
             squared_error += float(np.dot(flat, flat))
             noisy_u8 = self.noisy_u8[rows]
             np.multiply(noisy, np.float32(255.0), out=noisy)
             np.rint(noisy, out=noisy_u8, casting="unsafe")  # noisy is in [0, 1]: nothing to clip
             # The noise as you see it: displayed noisy − displayed clean, centred on mid-grey.
-            centred = self._scratch16[: len(noisy)]
-            np.subtract(noisy_u8, self._pixels_less_128[rows], out=centred, dtype=np.int16)
-            np.clip(centred, np.int16(0), np.int16(255), out=self.noise_u8[rows], casting="unsafe")
-        mse = squared_error / self.pixels.size
-        return math.inf if mse == 0.0 else 10.0 * math.log10(1.0 / mse)
+            np.subtract(noisy_u8, self._pixels_less_128[rows], out=block.centred, dtype=np.int16)
+            np.clip(block.centred, np.int16(0), np.int16(255), out=self.noise_u8[rows], casting="unsafe")
+        return squared_error
 
     def diffusion(self, alpha_bar: float) -> None:
         """Fill ``xt_u8`` with x_t = √ᾱ·x₀ + √(1−ᾱ)·ε for this ᾱ."""
-        for rows, scratch in self._blocks():
-            q_sample(self.x0[rows], self.eps[rows], alpha_bar, out=scratch)
-            xt_to_uint8(scratch, self.xt_u8[rows])
+        jobs = [functools.partial(self._diffusion_band, rows, buffers, alpha_bar) for rows, buffers in self._bands]
+        run_parallel(jobs)
+
+    def _diffusion_band(self, band: slice, buffers: _BlockBuffers, alpha_bar: float) -> None:
+        for rows, block in self._blocks(band, buffers):
+            q_sample(self.x0[rows], self.eps[rows], alpha_bar, out=block.values)
+            xt_to_uint8(block.values, self.xt_u8[rows])
 
     def thumbnails(self, alpha_bars: Sequence[float], side: int) -> list[np.ndarray]:
         """x_t for each ᾱ on every n-th pixel (longest side ≤ ``side``): the same x₀ and ε as the big view."""

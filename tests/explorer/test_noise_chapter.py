@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import math
+import threading
 
 import numpy as np
 import pytest
@@ -11,12 +12,16 @@ from PIL import Image
 from PySide6.QtCore import QSettings, Qt
 
 from explorer.chapters.base import AppContext
+import explorer.chapters.noise as noise_chapter
 from explorer.chapters.noise import (
     BLOCK_VALUES,
     NoiseChapter,
+    NoiseFrames,
     ReadoutLabel,
     channel_histograms,
     pooled_histogram,
+    run_parallel,
+    split_rows,
 )
 from explorer.export import export_frames, params_path
 from explorer.workers import WorkerPool
@@ -186,6 +191,49 @@ def test_histograms_subsample_large_images():
         channels = np.broadcast_to(np.array([0, 1, 2], dtype=np.uint8), (height, 1024, 3))
         counts = pooled_histogram(channels)["all"]
         assert counts[0] > 0 and counts[1] > 0 and counts[2] > 0
+
+
+def test_split_rows_covers_every_row_once():
+    assert split_rows(10, 2) == [slice(0, 5), slice(5, 10)]
+    assert split_rows(1, 2) == [slice(0, 1)]
+    bands = split_rows(7, 3)
+    assert len(bands) == 3 and bands[0].start == 0 and bands[-1].stop == 7
+    assert all(a.stop == b.start and a.stop > a.start for a, b in zip(bands, bands[1:]))
+
+
+def test_run_parallel_returns_results_in_order_and_raises_errors(qtbot):
+    threads = set()
+
+    def job(value):
+        threads.add(threading.get_ident())
+        return value * 2
+
+    assert run_parallel([lambda v=v: job(v) for v in range(3)]) == [0, 2, 4]
+    assert threading.get_ident() in threads  # the first job runs on the calling thread
+    ran = []
+
+    def failing():
+        raise ValueError("bad band")
+
+    with pytest.raises(ValueError, match="bad band"):
+        run_parallel([lambda: ran.append("first"), failing, lambda: ran.append("third")])
+    assert sorted(ran) == ["first", "third"]  # every job ran before the error came back
+    assert run_parallel([]) == []
+
+
+@pytest.mark.parametrize("kind", NOISE_KINDS)
+def test_frames_are_the_same_in_one_band_or_several(monkeypatch, kind):
+    pixels = make_image(203, 160).pixels  # bands and blocks that do not divide the rows
+    together = NoiseFrames(pixels, seed=3)
+    monkeypatch.setattr(noise_chapter, "PARALLEL_BANDS", 1)
+    alone = NoiseFrames(pixels, seed=3)
+    assert len(together._bands) == min(2, noise_chapter.os.cpu_count() or 1) and len(alone._bands) == 1
+    assert together.noise(kind, 0.3) == pytest.approx(alone.noise(kind, 0.3), abs=1e-9)
+    np.testing.assert_array_equal(together.noisy_u8, alone.noisy_u8)
+    np.testing.assert_array_equal(together.noise_u8, alone.noise_u8)
+    together.diffusion(0.4)
+    alone.diffusion(0.4)
+    np.testing.assert_array_equal(together.xt_u8, alone.xt_u8)
 
 
 def test_readout_label_keeps_its_height_whatever_the_text(qtbot):

@@ -2,9 +2,10 @@
 
 Drives the real widget path: change a control (slider, check box, combo box, view
 range), which recomputes and calls ``setImage`` synchronously, then process events
-so Qt paints the window offscreen and the pixel numbers update. Prints the median
-and 90th percentile per case and their ratio to the 16 ms frame budget, plus the
-median CPU time of this process (steadier than wall time on a busy machine).
+so Qt paints the window offscreen and the pixel numbers update. Prints, per case,
+the median and 90th percentile of the wall time and the median CPU time of the GUI
+thread and of the process, each median with its ratio to the 16 ms frame budget,
+and the load average (the same table as ``bench_noise.py``).
 
     python bench/bench_pixels.py [--moves 30]
 """
@@ -22,34 +23,23 @@ os.environ.setdefault("QT_QPA_PLATFORM", "offscreen")
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 import numpy as np  # noqa: E402
-from PIL import Image  # noqa: E402
 from PySide6.QtWidgets import QApplication  # noqa: E402
 
-FRAME_BUDGET_MS = 16.0
-SIDE = 1024
-
-
-def bench_image():
-    """The default photograph, resized to 1024×1024."""
-    from models.images import DEFAULT_IMAGE, LoadedImage, load_builtin
-
-    photo = load_builtin(DEFAULT_IMAGE)
-    pixels = np.asarray(Image.fromarray(photo.pixels).resize((SIDE, SIDE), Image.Resampling.BICUBIC))
-    return LoadedImage(pixels=np.ascontiguousarray(pixels), name=f"{DEFAULT_IMAGE}-{SIDE}", path=None)
+from bench_noise import SIDE, bench_image, print_table  # noqa: E402  (this folder is on sys.path)
 
 
 def time_changes(app: QApplication, change: Callable[[int], None], moves: int, prepare=None) -> np.ndarray:
-    """Wall and CPU milliseconds per change (rows): change(i) → processEvents() (paint, numbers)."""
+    """Wall, GUI-thread CPU and process CPU milliseconds per change (rows): change(i) → processEvents()."""
     times = []
     for i in range(moves + 3):
         if prepare is not None:
             prepare(i)
             app.processEvents()
-        start, cpu = time.perf_counter(), time.process_time()
+        start, thread, process = time.perf_counter(), time.thread_time(), time.process_time()
         change(i)
         app.processEvents()
-        times.append(((time.perf_counter() - start) * 1000, (time.process_time() - cpu) * 1000))
-    return np.array(times[3:])  # the first changes warm caches and lazy fields
+        times.append((time.perf_counter() - start, time.thread_time() - thread, time.process_time() - process))
+    return np.array(times[3:]) * 1000  # the first changes warm caches and lazy fields
 
 
 def main() -> None:
@@ -97,13 +87,8 @@ def main() -> None:
         )
     )
     chapter.shutdown()
-
-    print(f"Pixels chapter, {SIDE}×{SIDE} RGB, {args.moves} changes per case (Qt {os.environ['QT_QPA_PLATFORM']})")
-    print(f"{'case':<32} {'median ms':>10} {'p90 ms':>8} {'median / 16 ms':>15} {'cpu ms':>7}")
-    for name, times in rows:
-        wall, cpu = times[:, 0], times[:, 1]
-        median, p90 = np.median(wall), np.percentile(wall, 90)
-        print(f"{name:<32} {median:>10.1f} {p90:>8.1f} {median / FRAME_BUDGET_MS:>15.2f} {np.median(cpu):>7.1f}")
+    title = f"Pixels chapter: control change → displayed frame, {SIDE}×{SIDE} RGB, {args.moves} changes per case"
+    print_table(title, rows)
 
 
 if __name__ == "__main__":

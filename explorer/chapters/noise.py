@@ -102,9 +102,14 @@ def histogram_step(pixels: np.ndarray) -> int:
     return max(1, (pixels.shape[0] * pixels.shape[1]) // HISTOGRAM_SAMPLES)
 
 
-def channel_histograms(pixels: np.ndarray, step: int | None = None) -> dict[str, np.ndarray]:
-    """256-bin R, G, B counts of a uint8 H×W×3 image from every ``step``-th pixel (default :func:`histogram_step`)."""
-    sample = pixels.reshape(-1, 3)[:: step or histogram_step(pixels)]
+def channel_histograms(pixels: np.ndarray, step: int | None = None, start: int = 0) -> dict[str, np.ndarray]:
+    """256-bin R, G, B counts of a uint8 H×W×3 image from every ``step``-th pixel (default :func:`histogram_step`).
+
+    ``start`` is the index of the first pixel when ``pixels`` are a band of a larger
+    image: the band's counts are then those of the same pixels as the whole image's.
+    """
+    step = step or histogram_step(pixels)
+    sample = pixels.reshape(-1, 3)[-start % step :: step]
     # One bincount per uint8 channel is faster than one over offset uint16 values.
     return {name: np.bincount(sample[:, c], minlength=256) for c, name in enumerate("RGB")}
 
@@ -117,10 +122,19 @@ def pooled_step(pixel_step: int) -> int:
     return 1 if pixel_step == 1 else 3 * pixel_step + 1
 
 
-def pooled_histogram(pixels: np.ndarray, step: int | None = None) -> dict[str, np.ndarray]:
-    """256-bin counts of all channels' values together (``{"all": counts}``), one value in :func:`pooled_step`."""
-    values = pixels.reshape(-1)[:: pooled_step(step or histogram_step(pixels))]
+def pooled_histogram(pixels: np.ndarray, step: int | None = None, start: int = 0) -> dict[str, np.ndarray]:
+    """256-bin counts of all channels' values together (``{"all": counts}``), one value in :func:`pooled_step`.
+
+    ``start``: as for :func:`channel_histograms` (a pixel index).
+    """
+    value_step = pooled_step(step or histogram_step(pixels))
+    values = pixels.reshape(-1)[-start * pixels.shape[-1] % value_step :: value_step]
     return {"all": np.bincount(values, minlength=256)}
+
+
+def summed(counts: Sequence[dict[str, np.ndarray]]) -> dict[str, np.ndarray]:
+    """The histograms of several bands added up, name by name."""
+    return {name: sum(band[name] for band in counts) for name in counts[0]}
 
 
 def row_blocks(rows: slice, row_values: int) -> Iterator[slice]:
@@ -232,6 +246,9 @@ class NoiseFrames:
             (rows, _BlockBuffers.empty((block_rows, width, channels))) for rows in split_rows(height, PARALLEL_BANDS)
         ]
         self.histogram_step = histogram_step(pixels)
+        self.noisy_counts: dict[str, np.ndarray] = {}  # filled by noise()
+        self.noise_counts: dict[str, np.ndarray] = {}
+        self.xt_counts: dict[str, np.ndarray] = {}  # filled by diffusion()
         self.seed = -1
         self.reseed(seed)
 
@@ -247,13 +264,21 @@ class NoiseFrames:
             yield rows, buffers.rows(rows.stop - rows.start)
 
     def noise(self, kind: str, strength: float) -> float:
-        """Fill ``noisy_u8`` and ``noise_u8``; return the PSNR of the noisy image in dB."""
+        """Fill ``noisy_u8``, ``noise_u8`` and their histograms; return the PSNR of the noisy image in dB.
+
+        ``noisy_counts`` and ``noise_counts`` are :func:`channel_histograms` of ``noisy_u8`` and
+        :func:`pooled_histogram` of ``noise_u8``, counted band by band with the rest.
+        """
         jobs = [functools.partial(self._noise_band, rows, buffers, kind, strength) for rows, buffers in self._bands]
-        mse = sum(run_parallel(jobs)) / self.pixels.size
+        squared_errors, noisy_counts, noise_counts = zip(*run_parallel(jobs))
+        self.noisy_counts, self.noise_counts = summed(noisy_counts), summed(noise_counts)
+        mse = sum(squared_errors) / self.pixels.size
         return math.inf if mse == 0.0 else 10.0 * math.log10(1.0 / mse)
 
-    def _noise_band(self, band: slice, buffers: _BlockBuffers, kind: str, strength: float) -> float:
-        """Fill a band of ``noisy_u8`` and ``noise_u8``; return its sum of squared errors.
+    def _noise_band(
+        self, band: slice, buffers: _BlockBuffers, kind: str, strength: float
+    ) -> tuple[float, dict[str, np.ndarray], dict[str, np.ndarray]]:
+        """Fill a band of ``noisy_u8`` and ``noise_u8``; return its sum of squared errors and histograms.
 
         Block by block, everything is done while the block is in cache: the noise
         (``NoiseSource.apply`` on the block's rows), the squared error for the PSNR,
@@ -275,17 +300,23 @@ class NoiseFrames:
             # The noise as you see it: displayed noisy − displayed clean, centred on mid-grey.
             np.subtract(noisy_u8, self._pixels_less_128[rows], out=block.centred, dtype=np.int16)
             np.clip(block.centred, np.int16(0), np.int16(255), out=self.noise_u8[rows], casting="unsafe")
-        return squared_error
+        first = band.start * self.pixels.shape[1]  # the band's first pixel
+        return (
+            squared_error,
+            channel_histograms(self.noisy_u8[band], self.histogram_step, first),
+            pooled_histogram(self.noise_u8[band], self.histogram_step, first),
+        )
 
     def diffusion(self, alpha_bar: float) -> None:
-        """Fill ``xt_u8`` with x_t = √ᾱ·x₀ + √(1−ᾱ)·ε for this ᾱ."""
+        """Fill ``xt_u8`` with x_t = √ᾱ·x₀ + √(1−ᾱ)·ε for this ᾱ, and ``xt_counts`` (its pooled histogram)."""
         jobs = [functools.partial(self._diffusion_band, rows, buffers, alpha_bar) for rows, buffers in self._bands]
-        run_parallel(jobs)
+        self.xt_counts = summed(run_parallel(jobs))
 
-    def _diffusion_band(self, band: slice, buffers: _BlockBuffers, alpha_bar: float) -> None:
+    def _diffusion_band(self, band: slice, buffers: _BlockBuffers, alpha_bar: float) -> dict[str, np.ndarray]:
         for rows, block in self._blocks(band, buffers):
             q_sample(self.x0[rows], self.eps[rows], alpha_bar, out=block.values)
             xt_to_uint8(block.values, self.xt_u8[rows])
+        return pooled_histogram(self.xt_u8[band], self.histogram_step, band.start * self.pixels.shape[1])
 
     def thumbnails(self, alpha_bars: Sequence[float], side: int) -> list[np.ndarray]:
         """x_t for each ᾱ on every n-th pixel (longest side ≤ ``side``): the same x₀ and ε as the big view."""
@@ -777,8 +808,8 @@ class NoiseChapter(Chapter):
         self.psnr_db = frames.noise(self.kind, self.strength)
         self.noise_panel.set_image(frames.noise_u8)
         self.noisy_panel.set_image(frames.noisy_u8)
-        show_histograms(self.noise_hist, pooled_histogram(frames.noise_u8, frames.histogram_step))
-        show_histograms(self.noisy_hist, channel_histograms(frames.noisy_u8, frames.histogram_step))
+        show_histograms(self.noise_hist, frames.noise_counts)
+        show_histograms(self.noisy_hist, frames.noisy_counts)
         self.psnr_label.setText("PSNR ∞ dB" if math.isinf(self.psnr_db) else f"PSNR {self.psnr_db:.2f} dB")
 
     def update_diffusion_views(self) -> None:
@@ -787,7 +818,7 @@ class NoiseChapter(Chapter):
         alpha_bar = self._schedule.alpha_bar(t)
         frames.diffusion(alpha_bar)
         self.xt_panel.set_image(frames.xt_u8)
-        show_histograms(self.xt_hist, pooled_histogram(frames.xt_u8, frames.histogram_step), XT_EDGES)
+        show_histograms(self.xt_hist, frames.xt_counts, XT_EDGES)
         for marker in self.markers:
             marker.setValue(t)
         self.formula_label.setText(self._formula(t, alpha_bar))

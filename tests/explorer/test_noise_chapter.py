@@ -22,6 +22,7 @@ from explorer.chapters.noise import (
     pooled_histogram,
     run_parallel,
     split_rows,
+    summed,
 )
 from explorer.export import export_frames, params_path
 from explorer.workers import WorkerPool
@@ -182,6 +183,17 @@ def test_histogram_height_follows_the_inner_bins(chapter):
             assert plot.viewRange()[1] == [0, 1]  # the curves are scaled, the view stays
 
 
+def test_band_histograms_add_up_to_the_whole_images():
+    pixels = np.random.default_rng(2).integers(0, 256, (203, 77, 3), dtype=np.uint8)
+    for step in (1, 5, 16):
+        for bands in ([slice(0, 203)], [slice(0, 100), slice(100, 203)], [slice(0, 7), slice(7, 150), slice(150, 203)]):
+            rgb = summed([channel_histograms(pixels[b], step, b.start * 77) for b in bands])
+            pooled = summed([pooled_histogram(pixels[b], step, b.start * 77) for b in bands])
+            for name, counts in channel_histograms(pixels, step).items():
+                np.testing.assert_array_equal(rgb[name], counts)
+            np.testing.assert_array_equal(pooled["all"], pooled_histogram(pixels, step)["all"])
+
+
 def test_histograms_subsample_large_images():
     big = np.zeros((1024, 1024, 3), dtype=np.uint8)
     assert channel_histograms(big)["R"].sum() == 1024 * 1024 // 16  # every 16th pixel of a 1024² image
@@ -231,9 +243,13 @@ def test_frames_are_the_same_in_one_band_or_several(monkeypatch, kind):
     assert together.noise(kind, 0.3) == pytest.approx(alone.noise(kind, 0.3), abs=1e-9)
     np.testing.assert_array_equal(together.noisy_u8, alone.noisy_u8)
     np.testing.assert_array_equal(together.noise_u8, alone.noise_u8)
+    for name in "RGB":
+        np.testing.assert_array_equal(together.noisy_counts[name], channel_histograms(alone.noisy_u8)[name])
+    np.testing.assert_array_equal(together.noise_counts["all"], pooled_histogram(alone.noise_u8)["all"])
     together.diffusion(0.4)
     alone.diffusion(0.4)
     np.testing.assert_array_equal(together.xt_u8, alone.xt_u8)
+    np.testing.assert_array_equal(together.xt_counts["all"], pooled_histogram(alone.xt_u8)["all"])
 
 
 def test_readout_label_keeps_its_height_whatever_the_text(qtbot):

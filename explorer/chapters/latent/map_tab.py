@@ -91,7 +91,7 @@ class MapTab(QWidget):
             panel = ImagePanel("decoded")
             panel.setFixedSize(120, 138)
             panel.view_box.setMouseEnabled(x=False, y=False)
-            readout = ReadoutLabel(lines=3)
+            readout = ReadoutLabel(lines=3, margin=8, opaque=False)
             below = QHBoxLayout()
             below.addWidget(panel)
             below.addWidget(readout, 1)

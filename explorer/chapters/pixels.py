@@ -524,6 +524,12 @@ class _Rendered:
     planes: tuple[np.ndarray, ...]  # the split's channels, H×W uint8
     displays: tuple[np.ndarray, ...]  # how each plane is drawn (grey or tinted)
 
+    @property
+    def nbytes(self) -> int:
+        """Bytes of the arrays (each counted once)."""
+        arrays = {id(a): a for a in (self.composite, *self.planes, *self.displays)}
+        return sum(a.nbytes for a in arrays.values())
+
 
 def _as_bool(value: object, default: bool) -> bool:
     if isinstance(value, bool):
@@ -552,7 +558,9 @@ class PixelsChapter(Chapter):
         "<span style='color:#555'>Keys: R G B channels · T colour · [ ] resolution · S split · F fit</span>"
     )
 
-    RENDER_CACHE_SIZE = 3
+    # Arrays of recently shown states kept for going back (a resolution or split dragged back
+    # and forth): at most this many bytes, about eight states of a 1024² image.
+    RENDER_CACHE_BYTES = 48 * 2**20
 
     def __init__(self, context: AppContext, parent: QWidget | None = None) -> None:
         super().__init__(context, parent)
@@ -562,6 +570,7 @@ class PixelsChapter(Chapter):
         self._tinted = False
         self._on = [True, True, True]
         self._small: dict[int, np.ndarray] = {}  # factor -> downsampled image
+        self._rgb: dict[int, tuple[np.ndarray, ...]] = {}  # factor -> its R, G, B planes
         self._histograms: dict[int, dict[str, np.ndarray]] = {}
         self._counted: tuple[int, tuple[bool, ...]] | None = None  # (factor, channels) of facts and histogram
         self._on_show: dict[ImagePanel, np.ndarray] = {}  # the array each panel shows
@@ -676,15 +685,7 @@ class PixelsChapter(Chapter):
             panel.view_box.sigRangeChanged.connect(lambda *_, i=index: self._update_panel_numbers(i))
 
         self.histogram = HistogramPlot("How many pixels hold each value")
-        for name in RGB_NAMES:
-            # Made here so that they paint without antialiasing: step curves have no slanted
-            # edges to smooth, and antialiased filled steps cost ~15 ms a frame at this width.
-            brush = pg.mkColor(CHANNEL_COLORS[name])
-            brush.setAlpha(50)
-            pen = pg.mkPen(CHANNEL_COLORS[name], width=1.2)
-            self.histogram.curves[name] = self.histogram.plot(
-                stepMode="center", fillLevel=0, pen=pen, brush=brush, antialias=False
-            )
+        self.histogram.set_histograms({name: np.zeros(256) for name in RGB_NAMES}, colors=CHANNEL_COLORS)
         self.histogram.setFixedHeight(150)
         self.histogram.getPlotItem().vb.sigResized.connect(self._fit_histogram_height)
         self.histogram.setXRange(0, 256, padding=0.01)
@@ -727,23 +728,35 @@ class PixelsChapter(Chapter):
     def rendered(self) -> _Rendered:
         """Composite, split planes and their drawings for the current state (cached)."""
         key = (self._factor, tuple(self._on), self._split, self._tinted)
-        hit = self._rendered.get(key)
+        hit = self._rendered.pop(key, None)
         if hit is None:
             composite = mask_channels(self.small_image(), self._on)
-            planes = split_planes(composite, self._split)
+            if self._split == "rgb":  # the channels of the image at this resolution, or zeros
+                planes = tuple(p if on else np.zeros_like(p) for p, on in zip(self._rgb_planes(), self._on))
+            else:
+                planes = split_planes(composite, self._split)
             displays = tuple(
                 tinted(plane, self._split, i) if self._tinted else plane for i, plane in enumerate(planes)
             )
             hit = _Rendered(composite, planes, displays)
-            if len(self._rendered) >= self.RENDER_CACHE_SIZE:
-                self._rendered.pop(next(iter(self._rendered)))
-            self._rendered[key] = hit
+            # Least recently used first out, once the cache would hold more than its bytes.
+            cached = sum(r.nbytes for r in self._rendered.values())
+            while self._rendered and cached + hit.nbytes > self.RENDER_CACHE_BYTES:
+                cached -= self._rendered.pop(next(iter(self._rendered))).nbytes
+        self._rendered[key] = hit  # (again) the most recently used
         return hit
+
+    def _rgb_planes(self) -> tuple[np.ndarray, ...]:
+        """R, G and B of the image at this resolution as contiguous planes, made once per resolution."""
+        if self._factor not in self._rgb:
+            self._rgb[self._factor] = split_planes(self.small_image(), "rgb")
+        return self._rgb[self._factor]
 
     def set_image(self, image: LoadedImage) -> None:
         """Show a newly opened image, keeping the chapter's settings."""
         self._image = image
         self._small.clear()
+        self._rgb.clear()
         self._histograms.clear()
         self._counted = None
         self._rendered.clear()

@@ -296,6 +296,23 @@ def test_facts_describe_the_array(chapter):
     assert "16 × 16 × 3" in chapter.facts_label.text() and chapter.facts_label.height() == height
 
 
+def test_going_back_to_a_state_reuses_its_arrays_within_the_cache_budget(chapter):
+    first = chapter.rendered()
+    for index in (1, 2, 3, 0):  # split changes, back to R, G, B
+        chapter.split_combo.setCurrentIndex(index)
+    assert chapter.rendered() is first
+    assert sum(r.nbytes for r in chapter._rendered.values()) <= chapter.RENDER_CACHE_BYTES
+    chapter.RENDER_CACHE_BYTES = first.nbytes  # room for one state only: a new one evicts the others
+    chapter.tint_box.setChecked(True)
+    assert list(chapter._rendered) == [(1, (True, True, True), "rgb", True)]
+    chapter.tint_box.setChecked(False)
+    # Channel planes are the image's own at this resolution, or zeros when switched off.
+    chapter.split_combo.setCurrentIndex(0)
+    chapter.channel_boxes[1].setChecked(False)
+    red, green, blue = chapter.rendered().planes
+    assert red is first.planes[0] and blue is first.planes[2] and not green.any()
+
+
 def test_histogram_height_is_the_auto_range_of_the_visible_counts(qtbot, chapter, image):
     plot = chapter.histogram
     pad = plot.getPlotItem().vb.suggestPadding(1)

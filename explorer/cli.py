@@ -5,17 +5,21 @@
     diffusion-explorer [IMAGE]                      open the application
     diffusion-explorer screenshot CHAPTER --out FILE.png
     diffusion-explorer export forward --image NAME_OR_PATH --frames N --out OUT
+    diffusion-explorer export latent-walk [--weights PATH --frames N --seed S --spherical] --out OUT
+    diffusion-explorer train ae|vae [--latent N --beta B --steps N ...] --out DIR
+    diffusion-explorer eval vae [--samples N]
 
 Each command is one small ``_add_<command>`` function that builds its parser
 and one ``_run_<command>`` function that does the work and returns an exit code.
 Errors print one line, ``diffusion-explorer: error: ...``, and exit with 2;
 exports are atomic, so a failed command leaves no output behind. The headless
-exports import neither Qt nor torch.
+exports import neither Qt nor torch; the model commands import torch when they run.
 """
 
 from __future__ import annotations
 
 import argparse
+import json
 import os
 import re
 import secrets
@@ -114,6 +118,19 @@ def build_parser() -> argparse.ArgumentParser:
     )
     sequences = export.add_subparsers(dest="sequence", metavar="SEQUENCE", required=True)
     _add_export_forward(sequences)
+    _add_export_latent_walk(sequences)
+    train = commands.add_parser(
+        "train",
+        help="train a model on generated data and save it (safetensors, JSON config, card)",
+        description="Train a model and save DIR/NAME.safetensors, NAME.json and the NAME.md card.",
+    )
+    _add_train_autoencoder(train.add_subparsers(dest="model", metavar="MODEL", required=True))
+    evaluate = commands.add_parser(
+        "eval",
+        help="measure a model's quality and print it as JSON",
+        description="Measure a model on fresh generated data and print the numbers as JSON.",
+    )
+    _add_eval_vae(evaluate.add_subparsers(dest="model", metavar="MODEL", required=True))
     return parser
 
 
@@ -148,6 +165,16 @@ def _probability(text: str) -> float:
         raise argparse.ArgumentTypeError(f"expected a number, got {text!r}") from None
     if not 0.0 < value < 1.0:
         raise argparse.ArgumentTypeError(f"expected a number between 0 and 1, got {text}")
+    return value
+
+
+def _non_negative_float(text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a number, got {text!r}") from None
+    if not 0 <= value < float("inf"):
+        raise argparse.ArgumentTypeError(f"expected a number of at least 0, got {text}")
     return value
 
 
@@ -347,3 +374,229 @@ def _run_export_forward(args: argparse.Namespace) -> int:
     }
     frames = (frame for _, frame in forward_frames(image.pixels, schedule, args.frames, args.seed))
     return _write_sequence(frames, len(steps), params, args)
+
+
+# ---------------------------------------------------------------------------
+# Models (torch is imported only when these commands run)
+
+_DEVICES = ("auto", "cpu", "cuda", "mps")
+
+
+def _add_device_option(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--device", choices=_DEVICES, default="auto",
+                   help="where torch runs (default auto: CUDA or MPS when present, else CPU)")
+
+
+def _device(name: str):
+    """The torch device for --device, using every CPU core; ValueError when it is missing here."""
+    from models.device import available_devices, pick_device, set_torch_threads
+
+    set_torch_threads()
+    if name != "auto" and name not in available_devices():
+        raise ValueError(f"there is no {name} device here (available: {', '.join(available_devices())})")
+    return pick_device(None if name == "auto" else name)
+
+
+# ---------------------------------------------------------------------------
+# export latent-walk
+
+
+def _add_export_latent_walk(sequences: argparse._SubParsersAction) -> None:
+    p = sequences.add_parser(
+        "latent-walk",
+        help="decode a straight (or spherical) path between two digits' latent codes",
+        description="Encode two fresh digits with an autoencoder, interpolate between their "
+        "codes (linearly, or along the sphere with --spherical) and decode each step.",
+    )
+    p.add_argument("--weights", default="vae-16d", metavar="PATH",
+                   help="autoencoder weights (.safetensors), or a shipped name: "
+                   "ae-2d, vae-2d, vae-16d (default vae-16d)")
+    p.add_argument("--frames", type=_positive_int, default=16, metavar="N",
+                   help="number of frames, both digits included (at least 2; default 16)")
+    p.add_argument("--seed", type=int, default=0,
+                   help="picks the two fresh digits (default 0)")
+    p.add_argument("--digits", type=int, nargs=2, choices=range(10), metavar=("A", "B"),
+                   help="walk from a digit A to a digit B (default: two random digits of different classes)")
+    p.add_argument("--spherical", action="store_true",
+                   help="spherical interpolation (slerp) instead of a straight line")
+    p.add_argument("--scale", type=_positive_int, default=4, metavar="K",
+                   help="enlarge each 28×28 frame K times, nearest neighbour (default 4)")
+    _add_output_options(p)
+    p.set_defaults(run=_run_export_latent_walk)
+
+
+def _run_export_latent_walk(args: argparse.Namespace) -> int:
+    if args.frames < 2:
+        return _fail(f"a walk needs at least 2 frames, got {args.frames}")
+    if args.scale > 64:
+        return _fail(f"--scale is at most 64, got {args.scale}")
+    if args.seed < 0:
+        return _fail(f"--seed must be at least 0, got {args.seed}")
+    _check_output(args)
+    from models.autoencoder import FRESH_SEED, latent_walk, load_autoencoder
+    from models.data import make_digits
+
+    model, _ = load_autoencoder(args.weights, device=_device("cpu"))
+    images, labels = make_digits(200, seed=FRESH_SEED + args.seed)
+    first, second = _pick_digits(labels, args.digits, args.seed)
+    walk = latent_walk(model, images[first], images[second], args.frames, spherical=args.spherical)
+    big = walk.repeat(args.scale, axis=1).repeat(args.scale, axis=2)  # (frames, 28K, 28K)
+    params = {
+        "sequence": "latent-walk",
+        "weights": str(args.weights),
+        "latent_dim": model.config.latent_dim,
+        "variational": model.config.variational,
+        "seed": args.seed,
+        "spherical": args.spherical,
+        "interpolation": "slerp" if args.spherical else "lerp",
+        "scale": args.scale,
+        "digits": {"labels": [int(labels[first]), int(labels[second])],
+                   "indices": [int(first), int(second)],
+                   "from": f"make_digits(200, seed={FRESH_SEED + args.seed})"},
+    }
+    return _write_sequence(iter(big), len(big), params, args)
+
+
+def _pick_digits(labels: np.ndarray, digits: list[int] | None, seed: int) -> tuple[int, int]:
+    """Indices of the two digits to walk between."""
+    if digits is not None:
+        a, b = digits
+        first = int(np.flatnonzero(labels == a)[0])
+        second = int(np.flatnonzero((labels == b) & (np.arange(len(labels)) != first))[0])
+        return first, second
+    rng = np.random.default_rng(seed)
+    first = int(rng.integers(len(labels)))
+    second = int(rng.choice(np.flatnonzero(labels != labels[first])))
+    return first, second
+
+
+# ---------------------------------------------------------------------------
+# train ae|vae
+
+
+def _add_train_autoencoder(models: argparse._SubParsersAction) -> None:
+    for kind, words in (("ae", "a plain convolutional autoencoder"),
+                        ("vae", "a variational autoencoder (VAE)")):
+        p = models.add_parser(
+            kind,
+            help=f"{words} on generated 28×28 digits",
+            description=f"Train {words} on generated 28×28 digits and save DIR/NAME.safetensors, "
+            "NAME.json and the NAME.md card (with quality metrics on fresh digits). "
+            "Ctrl+C stops early and saves the steps trained so far (exit code 130).",
+        )
+        p.add_argument("--out", required=True, type=Path, metavar="DIR", help="folder for the weights")
+        p.add_argument("--name", metavar="NAME", help=f"file name (default {kind}-<latent>d)")
+        p.add_argument("--latent", type=_positive_int, default=2, metavar="N",
+                       help="size of the latent code (default 2, the map; 16 for better digits)")
+        if kind == "vae":
+            p.add_argument("--beta", type=_non_negative_float, default=1.0, metavar="B",
+                           help="weight of the KL term (default 1)")
+        p.add_argument("--steps", type=_positive_int, default=2000, metavar="N",
+                       help="optimisation steps (default 2000)")
+        p.add_argument("--batch-size", type=_positive_int, default=128, metavar="N",
+                       help="digits per step (default 128)")
+        p.add_argument("--lr", type=_positive_float, default=2e-3, metavar="X",
+                       help="Adam's learning rate (default 0.002)")
+        p.add_argument("--data", type=_positive_int, default=60_000, metavar="N",
+                       help="number of training digits (default 60000; cached after the first run)")
+        p.add_argument("--seed", type=int, default=0, help="seed of the data, weights and noise (default 0)")
+        p.add_argument("--no-eval", action="store_true", help="skip the quality metrics in the card")
+        _add_device_option(p)
+        p.set_defaults(run=_run_train_autoencoder, variational=kind == "vae")
+
+
+def _run_train_autoencoder(args: argparse.Namespace) -> int:
+    out: Path = args.out
+    if out.exists() and not out.is_dir():
+        return _fail(f"cannot write into '{out}': it is a file, not a folder")
+    existing = next(p for p in (out, *out.parents) if p.exists())
+    if not os.access(existing, os.W_OK):
+        return _fail(f"cannot write into '{out}': '{existing}' is not writable")
+    if args.batch_size > args.data:
+        return _fail(f"--batch-size {args.batch_size} is larger than --data {args.data}")
+    if args.latent > 512:
+        return _fail(f"--latent is at most 512, got {args.latent}")
+    if args.seed < 0:
+        return _fail(f"--seed must be at least 0, got {args.seed}")
+    from models.autoencoder import AutoencoderConfig, Recipe, train_autoencoder
+    from models.training import DivergedError
+
+    device = _device(args.device)
+    config = AutoencoderConfig(latent_dim=args.latent, variational=args.variational,
+                               beta=getattr(args, "beta", 1.0))
+    recipe = Recipe(config, steps=args.steps, batch_size=args.batch_size, lr=args.lr,
+                    data_count=args.data, seed=args.seed)
+    name = args.name or config.name
+    command = " ".join([PROG, "train", *sys.argv[2:]]) if sys.argv[1:2] == ["train"] else ""
+    progress = _Progress(args.steps, sys.stderr)
+    try:
+        result = train_autoencoder(recipe, out, name=name, device=device, evaluate=not args.no_eval,
+                                   command=command, on_snapshot=lambda s: progress.update(s.step))
+    except DivergedError as exc:
+        progress.done()
+        return _fail(f"training diverged: {exc}; try a smaller --lr")
+    progress.done()
+    losses = ", ".join(f"{k} {v:.2f}" for k, v in result.losses.items())
+    timing = f"{result.wall_s:.0f} s, {result.cpu_s:.0f} s CPU"
+    if result.interrupted:
+        print(f"Stopped at step {result.steps} of {args.steps} ({timing}): {losses}; "
+              f"weights so far in {result.path}")
+        return EXIT_INTERRUPTED
+    print(f"Trained {name} for {result.steps} steps ({timing}): {losses}; weights in {result.path}")
+    return 0
+
+
+# ---------------------------------------------------------------------------
+# eval vae
+
+
+def _add_eval_vae(models: argparse._SubParsersAction) -> None:
+    p = models.add_parser(
+        "vae",
+        help="reconstruction accuracy of the 16-D VAE, k-NN accuracy of the 2-D VAE's latent",
+        description="On fresh digits: recon_accuracy (the evaluator's label of the 16-D VAE's "
+        "reconstruction is the true digit), recon_mse, and latent_knn_accuracy (5-NN class "
+        "accuracy in the 2-D VAE's latent space), with their goals.",
+    )
+    p.add_argument("--weights", default="vae-16d", metavar="PATH",
+                   help="the autoencoder whose reconstructions are judged (default vae-16d)")
+    p.add_argument("--map-weights", default="vae-2d", metavar="PATH",
+                   help="the autoencoder whose latent space is judged by 5-NN (default vae-2d)")
+    p.add_argument("--samples", type=_positive_int, default=2000, metavar="N",
+                   help="digits reconstructed and classified by 5-NN (default 2000)")
+    p.add_argument("--knn-fit", type=_positive_int, default=5000, metavar="N",
+                   help="digits whose codes are the 5-NN neighbours (default 5000)")
+    p.add_argument("--seed", type=int, default=None, metavar="S",
+                   help="seed of the fresh digits (default: the models' held-out seed)")
+    _add_device_option(p)
+    p.set_defaults(run=_run_eval_vae)
+
+
+def _run_eval_vae(args: argparse.Namespace) -> int:
+    from models.autoencoder import (
+        FRESH_SEED, QUALITY_GOALS, latent_knn_accuracy, load_autoencoder, load_evaluator,
+        reconstruction_metrics,
+    )
+
+    if args.knn_fit < 5:
+        return _fail(f"--knn-fit must be at least 5 (the 5 nearest neighbours), got {args.knn_fit}")
+    seed = FRESH_SEED if args.seed is None else args.seed
+    device = _device(args.device)
+    model, _ = load_autoencoder(args.weights, device=device)
+    map_model, _ = load_autoencoder(args.map_weights, device=device)
+    evaluator = load_evaluator(device)
+    report: dict = reconstruction_metrics(model, args.samples, seed + 1, evaluator)
+    report.setdefault("recon_accuracy", None)
+    report["latent_knn_accuracy"] = latent_knn_accuracy(map_model, args.knn_fit, args.samples, seed)
+    report["goals"] = dict(QUALITY_GOALS)
+    report["meets_goals"] = {
+        key: report[key] is not None and report[key] >= goal for key, goal in QUALITY_GOALS.items()
+    }
+    report["counts"] = {"samples": args.samples, "knn_fit": args.knn_fit, "k": 5}
+    report["seed"] = seed
+    report["weights"] = str(args.weights)
+    report["map_weights"] = str(args.map_weights)
+    if evaluator is None:
+        report["note"] = "no evaluator weights found: recon_accuracy needs models/evaluator.py's shipped weights"
+    print(json.dumps(report, indent=2))
+    return 0

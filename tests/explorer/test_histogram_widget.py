@@ -34,6 +34,11 @@ def test_count_top_scales_the_curves_and_keeps_the_view(plot):
     assert plot.curves["G"].mapToParent(QPointF(0, 255)).y() == pytest.approx(1.0)
     assert plot.viewRange()[1] == [0, 1]
 
+    plot.set_count_top(300, bottom=-100)  # room below zero, like an auto-ranged view's padding
+    assert plot.curves["R"].mapToParent(QPointF(0, 0)).y() == pytest.approx(0.25)
+    assert plot.curves["R"].mapToParent(QPointF(0, 300)).y() == pytest.approx(1.0)
+    assert (plot.count_bottom, plot.count_top) == (-100, 300)
+
 
 def test_axes_are_cached_as_pixmaps(plot):
     for name in ("bottom", "left"):

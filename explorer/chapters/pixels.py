@@ -34,7 +34,7 @@ from PySide6.QtWidgets import (
 )
 
 from explorer.chapters.base import AppContext, Chapter, ExportJob
-from explorer.chapters.noise import ReadoutLabel
+from explorer.widgets.readout import ReadoutLabel
 from explorer.widgets.histogram import CHANNEL_COLORS, HistogramPlot
 from explorer.widgets.image_panel import ImagePanel, link_views
 

@@ -17,7 +17,6 @@ from explorer.chapters.noise import (
     BLOCK_VALUES,
     NoiseChapter,
     NoiseFrames,
-    ReadoutLabel,
     channel_histograms,
     pooled_histogram,
     run_parallel,
@@ -25,6 +24,7 @@ from explorer.chapters.noise import (
     summed,
 )
 from explorer.export import export_frames, params_path
+from explorer.widgets.readout import ReadoutLabel
 from explorer.workers import WorkerPool
 from models.images import LoadedImage
 from models.noise import NOISE_KINDS, NoiseSource, psnr

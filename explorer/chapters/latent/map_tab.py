@@ -21,7 +21,7 @@ from explorer.chapters.latent.backend import (
     model_label,
     read_setting,
 )
-from explorer.chapters.noise import ReadoutLabel
+from explorer.widgets.readout import ReadoutLabel
 from explorer.widgets.image_panel import ImagePanel
 from explorer.widgets.latent_map import LatentMap, class_legend_html
 from explorer.workers import WorkerPool

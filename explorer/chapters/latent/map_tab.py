@@ -21,9 +21,9 @@ from explorer.chapters.latent.backend import (
     model_label,
     read_setting,
 )
-from explorer.widgets.readout import ReadoutLabel
 from explorer.widgets.image_panel import ImagePanel
 from explorer.widgets.latent_map import LatentMap, class_legend_html
+from explorer.widgets.readout import ReadoutLabel
 from explorer.workers import WorkerPool
 
 

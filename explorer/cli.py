@@ -8,6 +8,9 @@
     diffusion-explorer export latent-walk [--weights PATH --frames N --seed S --spherical] --out OUT
     diffusion-explorer train ae|vae [--latent N --beta B --steps N ...] --out DIR
     diffusion-explorer eval vae [--samples N]
+    diffusion-explorer export reverse [--sampler ddpm|ddim --steps N --eta E --seed S --digit D --guidance G --panels] --out OUT
+    diffusion-explorer train ddpm [--steps N --batch-size N --lr X --seed S] --out DIR
+    diffusion-explorer eval ddpm [--sampler S --steps N --samples M]
 
 Each command is one small ``_add_<command>`` function that builds its parser
 and one ``_run_<command>`` function that does the work and returns an exit code.
@@ -119,18 +122,23 @@ def build_parser() -> argparse.ArgumentParser:
     sequences = export.add_subparsers(dest="sequence", metavar="SEQUENCE", required=True)
     _add_export_forward(sequences)
     _add_export_latent_walk(sequences)
+    _add_export_reverse(sequences)
     train = commands.add_parser(
         "train",
         help="train a model on generated data and save it (safetensors, JSON config, card)",
         description="Train a model and save DIR/NAME.safetensors, NAME.json and the NAME.md card.",
     )
-    _add_train_autoencoder(train.add_subparsers(dest="model", metavar="MODEL", required=True))
+    trainable = train.add_subparsers(dest="model", metavar="MODEL", required=True)
+    _add_train_autoencoder(trainable)
+    _add_train_ddpm(trainable)
     evaluate = commands.add_parser(
         "eval",
         help="measure a model's quality and print it as JSON",
         description="Measure a model on fresh generated data and print the numbers as JSON.",
     )
-    _add_eval_vae(evaluate.add_subparsers(dest="model", metavar="MODEL", required=True))
+    measurable = evaluate.add_subparsers(dest="model", metavar="MODEL", required=True)
+    _add_eval_vae(measurable)
+    _add_eval_ddpm(measurable)
     return parser
 
 
@@ -598,5 +606,211 @@ def _run_eval_vae(args: argparse.Namespace) -> int:
     report["map_weights"] = str(args.map_weights)
     if evaluator is None:
         report["note"] = "no evaluator weights found: recon_accuracy needs models/evaluator.py's shipped weights"
+    print(json.dumps(report, indent=2))
+    return 0
+
+
+# ---------------------------------------------------------------------------
+# export reverse
+
+_DDPM_MODELS = {"digits": "ddpm-digits"}  # --model NAME -> shipped weights
+_DEFAULT_GUIDANCE = 2.0  # models.diffusion.DEFAULT_GUIDANCE (not imported here: torch)
+_TRAIN_TIMESTEPS = 1000  # T of the shipped DDPM
+
+
+def _add_export_reverse(sequences: argparse._SubParsersAction) -> None:
+    p = sequences.add_parser(
+        "reverse",
+        help="reverse diffusion: a digit coming out of pure noise, step by step",
+        description="Sample a digit with the DDPM from seeded pure noise and write x_t at every "
+        "step, then the final image (steps + 1 frames). With --panels each frame is "
+        "x_t | predicted noise ε̂ | predicted x̂₀. The same seed gives identical frames.",
+    )
+    p.add_argument("--model", choices=sorted(_DDPM_MODELS), default="digits",
+                   help="the shipped model (default digits)")
+    p.add_argument("--weights", metavar="PATH", help="DDPM weights (.safetensors) to use instead of --model")
+    p.add_argument("--sampler", choices=("ddpm", "ddim"), default="ddim",
+                   help="DDPM (ancestral, noisy steps) or DDIM (default; deterministic with η = 0)")
+    p.add_argument("--steps", type=_positive_int, metavar="N",
+                   help=f"sampling steps, at most {_TRAIN_TIMESTEPS} (default 50 for DDIM, 1000 for DDPM)")
+    p.add_argument("--eta", type=_non_negative_float, default=0.0, metavar="E",
+                   help="DDIM's η: 0 deterministic (default), 1 as noisy as DDPM")
+    p.add_argument("--seed", type=int, default=0, help="seed of the noise (default 0)")
+    p.add_argument("--digit", type=int, choices=range(10), metavar="D",
+                   help="ask for this digit 0–9 (default: no class, an unconditional sample)")
+    p.add_argument("--guidance", type=_non_negative_float, metavar="G",
+                   help=f"classifier-free guidance scale with --digit (default {_DEFAULT_GUIDANCE:g}; 1 = none)")
+    p.add_argument("--panels", action="store_true", help="x_t | ε̂ | x̂₀ side by side")
+    p.add_argument("--scale", type=_positive_int, default=4, metavar="K",
+                   help="enlarge each 28×28 picture K times, nearest neighbour (default 4)")
+    _add_device_option(p)
+    _add_output_options(p)
+    p.set_defaults(run=_run_export_reverse)
+
+
+def _check_sampling(args: argparse.Namespace) -> None:
+    """Resolve --steps and refuse option mixes that make no sense (ValueError: one line)."""
+    if args.steps is None:
+        args.steps = _TRAIN_TIMESTEPS if args.sampler == "ddpm" else 50
+    if args.steps > _TRAIN_TIMESTEPS:
+        raise ValueError(f"--steps is at most {_TRAIN_TIMESTEPS} (the model's training steps), got {args.steps}")
+    if args.sampler == "ddpm" and args.eta != 0:
+        raise ValueError("--eta is a DDIM setting: use --sampler ddim, or leave --eta out")
+
+
+def _run_export_reverse(args: argparse.Namespace) -> int:
+    _check_sampling(args)
+    if args.guidance is not None and args.digit is None:
+        return _fail("--guidance needs --digit (guidance pulls the sample towards a digit)")
+    if args.scale > 64:
+        return _fail(f"--scale is at most 64, got {args.scale}")
+    _check_output(args)
+    from models.diffusion import load_ddpm, reverse_images, sample
+
+    device = _device(args.device)
+    weights = args.weights or _DDPM_MODELS[args.model]
+    model, _ = load_ddpm(weights, device=device)
+    guidance = _DEFAULT_GUIDANCE if args.guidance is None else args.guidance
+    scheduler = model.scheduler(args.sampler, eta=args.eta)
+    scheduler.set_timesteps(args.steps)
+    timesteps = [int(t) for t in scheduler.timesteps]
+    labels = None if args.digit is None else [args.digit]
+    frames = sample(model, scheduler, args.steps, batch=1, seed=args.seed, class_labels=labels,
+                    guidance=guidance)
+    params = {
+        "sequence": "reverse",
+        "model": args.model if args.weights is None else None,
+        "weights": str(weights),
+        "sampler": args.sampler,
+        "steps": args.steps,
+        "eta": args.eta if args.sampler == "ddim" else None,
+        "seed": args.seed,
+        "digit": args.digit,
+        "guidance": guidance if args.digit is not None else None,
+        "schedule": model.config.beta_schedule,
+        "train_timesteps": model.config.num_train_timesteps,
+        "t": timesteps,
+        "frames_show": "x_t at each t, then the final image"
+        + (" | predicted noise ε̂ (−3…3) | predicted x̂₀" if args.panels else ""),
+        "panels": args.panels,
+        "scale": args.scale,
+    }
+    images = reverse_images(frames, panels=args.panels, scale=args.scale)
+    return _write_sequence(images, args.steps + 1, params, args)
+
+
+# ---------------------------------------------------------------------------
+# train ddpm
+
+
+def _add_train_ddpm(models: argparse._SubParsersAction) -> None:
+    p = models.add_parser(
+        "ddpm",
+        help="the class-conditional digits DDPM (a U-Net that predicts noise)",
+        description="Train the digits DDPM by the shipped recipe (ε-prediction with min-SNR weights, "
+        "AdamW with warm-up and cosine decay, EMA weights, labels dropped to the null class one time "
+        "in ten for classifier-free guidance) and save DIR/NAME.safetensors, NAME.json and the NAME.md "
+        "card with DDPM-1000 and DDIM-50/20/10 quality metrics. Ctrl+C stops early and saves the "
+        "steps trained so far (exit code 130).",
+    )
+    p.add_argument("--out", required=True, type=Path, metavar="DIR", help="folder for the weights")
+    p.add_argument("--name", default="ddpm-digits", metavar="NAME", help="file name (default ddpm-digits)")
+    p.add_argument("--steps", type=_positive_int, metavar="N", help="optimisation steps (default: the recipe's)")
+    p.add_argument("--batch-size", type=_positive_int, metavar="N", help="digits per step (default: the recipe's)")
+    p.add_argument("--lr", type=_positive_float, metavar="X", help="AdamW's peak learning rate (default: the recipe's)")
+    p.add_argument("--data", type=_positive_int, metavar="N",
+                   help="number of training digits (default: the recipe's 60000; cached after the first run)")
+    p.add_argument("--seed", type=int, default=0, help="seed of the data, weights and noise (default 0)")
+    p.add_argument("--checkpoint", type=Path, metavar="FILE",
+                   help="save model, EMA and optimiser here every 5 minutes, and resume from it if it exists")
+    p.add_argument("--eval-samples", type=_positive_int, default=256, metavar="M",
+                   help="samples per sampler for the card's metrics (default 256)")
+    p.add_argument("--no-eval", action="store_true", help="skip the quality metrics in the card")
+    _add_device_option(p)
+    p.set_defaults(run=_run_train_ddpm)
+
+
+def _run_train_ddpm(args: argparse.Namespace) -> int:
+    out: Path = args.out
+    if out.exists() and not out.is_dir():
+        return _fail(f"cannot write into '{out}': it is a file, not a folder")
+    existing = next(p for p in (out, *out.parents) if p.exists())
+    if not os.access(existing, os.W_OK):
+        return _fail(f"cannot write into '{out}': '{existing}' is not writable")
+    if args.seed < 0:
+        return _fail(f"--seed must be at least 0, got {args.seed}")
+    from dataclasses import replace
+
+    from models.diffusion import SHIPPED_RECIPE, train_ddpm
+    from models.training import DivergedError
+
+    changes = {"seed": args.seed}
+    for option, field in (("steps", "steps"), ("batch_size", "batch_size"), ("lr", "lr"), ("data", "data_count")):
+        if getattr(args, option) is not None:
+            changes[field] = getattr(args, option)
+    recipe = replace(SHIPPED_RECIPE, **changes)
+    if recipe.batch_size > recipe.data_count:
+        return _fail(f"the batch size {recipe.batch_size} is larger than the data ({recipe.data_count} digits)")
+    device = _device(args.device)
+    command = " ".join([PROG, "train", *sys.argv[2:]]) if sys.argv[1:2] == ["train"] else ""
+    progress = _Progress(recipe.steps, sys.stderr)
+    try:
+        result = train_ddpm(recipe, out, name=args.name, device=device, evaluate=not args.no_eval,
+                            eval_samples=args.eval_samples, command=command, checkpoint=args.checkpoint,
+                            on_snapshot=lambda s: progress.update(s.step))
+    except DivergedError as exc:
+        progress.done()
+        return _fail(f"training diverged: {exc}; try a smaller --lr")
+    progress.done()
+    timing = f"{result.wall_s:.0f} s, {result.cpu_s:.0f} s CPU"
+    loss = ", ".join(f"{k} {v:.4f}" for k, v in result.losses.items())
+    if result.interrupted:
+        print(f"Stopped at step {result.steps} of {recipe.steps} ({timing}): {loss}; weights so far in {result.path}")
+        return EXIT_INTERRUPTED
+    print(f"Trained {args.name} for {result.steps} steps ({timing}): {loss}; weights in {result.path}")
+    return 0
+
+
+# ---------------------------------------------------------------------------
+# eval ddpm
+
+
+def _add_eval_ddpm(models: argparse._SubParsersAction) -> None:
+    p = models.add_parser(
+        "ddpm",
+        help="the evaluator's verdict on the DDPM's digits",
+        description="Sample M unconditional digits and M class-conditional ones (digits 0–9 in turn, "
+        "with guidance) and print JSON: confident_fraction, real_confident_fraction, class_entropy "
+        "(nats), fd, fd_real, conditional_accuracy, with the goals (confident ≥ 0.85 × real, "
+        "fd ≤ 3 × fd_real, entropy ≥ 0.95·ln 10, conditional accuracy ≥ 0.95).",
+    )
+    p.add_argument("--weights", default="ddpm-digits", metavar="PATH",
+                   help="DDPM weights (.safetensors) or the shipped name ddpm-digits (default)")
+    p.add_argument("--sampler", choices=("ddpm", "ddim"), default="ddim", help="sampler (default ddim)")
+    p.add_argument("--steps", type=_positive_int, metavar="N",
+                   help="sampling steps (default 50 for DDIM, 1000 for DDPM)")
+    p.add_argument("--eta", type=_non_negative_float, default=0.0, metavar="E", help="DDIM's η (default 0)")
+    p.add_argument("--samples", type=_positive_int, default=256, metavar="M",
+                   help="digits sampled for each measure (default 256; at least 10)")
+    p.add_argument("--guidance", type=_non_negative_float, default=_DEFAULT_GUIDANCE, metavar="G",
+                   help=f"guidance scale of the conditional samples (default {_DEFAULT_GUIDANCE:g})")
+    p.add_argument("--seed", type=int, default=None, metavar="S", help="seed of the sampling noise")
+    _add_device_option(p)
+    p.set_defaults(run=_run_eval_ddpm)
+
+
+def _run_eval_ddpm(args: argparse.Namespace) -> int:
+    _check_sampling(args)
+    if args.samples < 10:
+        return _fail(f"--samples must be at least 10 (one of each digit), got {args.samples}")
+    from models.diffusion import EVAL_SEED, load_ddpm, quality_metrics
+
+    device = _device(args.device)
+    model, _ = load_ddpm(args.weights, device=device)
+    seed = EVAL_SEED if args.seed is None else args.seed
+    report = quality_metrics(model, args.sampler, args.steps, args.samples, eta=args.eta,
+                             guidance=args.guidance, seed=seed)
+    report["weights"] = str(args.weights)
+    report["seed"] = seed
     print(json.dumps(report, indent=2))
     return 0

@@ -22,13 +22,12 @@ import math
 import os
 import time
 from collections.abc import Callable, Iterator, Sequence
-from dataclasses import asdict, dataclass, field, fields
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 import torch
-import torch.nn.functional as F
 from safetensors.torch import load_file, save_file
 from torch import nn
 
@@ -37,7 +36,7 @@ from models.data import make_digits, to_tensor
 from models.schedulers import DDIMScheduler, DDPMScheduler, NoiseScheduler
 from models.training import Trainer, TrainingSnapshot, endless_batches
 from models.unet import UNet, UNetConfig
-from models.weights import WeightsError, load_model, save_model, weights_files
+from models.weights import load_model, save_model
 
 KIND = "ddpm"
 SHIPPED_DDPMS = ("ddpm-digits",)
@@ -78,7 +77,14 @@ class DiffusionModel(nn.Module):
         self.config = config
         self.unet = UNet(config.unet)
 
-    def forward(self, x, t, class_labels=None, context=None, return_features=False):
+    def forward(
+        self,
+        x: torch.Tensor,
+        t: torch.Tensor | int,
+        class_labels: torch.Tensor | None = None,
+        context: torch.Tensor | None = None,
+        return_features: bool = False,
+    ) -> torch.Tensor | tuple[torch.Tensor, dict[str, torch.Tensor]]:
         """ε̂ (and feature maps): see :meth:`UNet.forward`."""
         return self.unet(x, t, class_labels, context, return_features)
 
@@ -173,8 +179,8 @@ def diffusion_loss(
 ) -> dict[str, torch.Tensor]:
     """The DDPM objective on a batch of (digits in [−1, 1], labels).
 
-    Returns ``loss`` (weighted), ``mse`` (plain ‖ε − ε̂‖² per pixel) and
-    ``mse_by_t``-style detail is left to :func:`loss_by_timestep`.
+    Returns ``loss`` (min-SNR weighted when ``min_snr_gamma`` is set: what is minimised)
+    and ``mse`` (plain ‖ε − ε̂‖² per pixel); :func:`loss_by_timestep` gives the loss against t.
     """
     x0, labels = batch  # (B, 1, 28, 28), (B,)
     n = x0.shape[0]
@@ -416,6 +422,43 @@ def _numpy(x: torch.Tensor) -> np.ndarray:
 def to_uint8(images: np.ndarray) -> np.ndarray:
     """Model units in [−1, 1] -> uint8 0 … 255 (clipped, rounded)."""
     return np.clip(np.rint((np.asarray(images, dtype=np.float32) + 1.0) * 127.5), 0, 255).astype(np.uint8)
+
+
+EPS_RANGE = 3.0  # ε̂ is drawn with −3 … 3 mapped to black … white
+PANELS = ("x_t", "eps_hat", "x0_hat")
+
+
+def frame_panels(frame: DiffusionFrame, image: int = 0, final: bool = False) -> list[np.ndarray]:
+    """uint8 (H, W) pictures of one image of a frame: x_t (or the final x₀), ε̂, x̂₀.
+
+    x_t and x̂₀ map [−1, 1] to 0 … 255; ε̂ maps [−3, 3] (``EPS_RANGE``).
+    """
+    first = frame.x_prev[image] if final else frame.x_t[image]
+    return [to_uint8(first), to_uint8(frame.eps_hat[image] / EPS_RANGE), to_uint8(frame.x0_hat[image])]
+
+
+def reverse_images(frames: Iterator[DiffusionFrame], panels: bool = False, scale: int = 1,
+                   image: int = 0) -> Iterator[np.ndarray]:
+    """The pictures of a reverse run for an export: x_t of every step, then the final image.
+
+    So ``steps + 1`` uint8 pictures, from pure noise to the digit. With ``panels``, each is
+    x_t | ε̂ | x̂₀ side by side (the final one: x₀ | the last ε̂ | the last x̂₀), one dark
+    pixel apart; every picture is enlarged ``scale`` times (nearest neighbour).
+    """
+    frame = None
+    for frame in frames:
+        yield _picture(frame_panels(frame, image), panels, scale)
+    if frame is not None:
+        yield _picture(frame_panels(frame, image, final=True), panels, scale)
+
+
+def _picture(parts: list[np.ndarray], panels: bool, scale: int) -> np.ndarray:
+    if panels:
+        gap = np.full((parts[0].shape[0], 1), 40, np.uint8)
+        picture = np.concatenate([parts[0], gap, parts[1], gap, parts[2]], axis=1)
+    else:
+        picture = parts[0]
+    return np.ascontiguousarray(picture.repeat(scale, axis=0).repeat(scale, axis=1))
 
 
 def generate(

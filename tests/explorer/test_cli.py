@@ -162,7 +162,7 @@ def test_mp4_without_the_video_extra(tmp_path, capsys, monkeypatch):
     [
         (["exprot"], "argument COMMAND: invalid choice: 'exprot'"),
         (["export"], "the following arguments are required: SEQUENCE"),
-        (["export", "sideways"], "invalid choice: 'sideways' (choose from 'forward', 'latent-walk')"),
+        (["export", "sideways"], "invalid choice: 'sideways' (choose from 'forward', 'latent-walk', 'reverse')"),
         (["export", "forward"], "the following arguments are required: --image, --frames, --out"),
         (["export", "forward", "--image", "coffee", "--frames", "3", "--out", "x", "--bogus"],
          "unrecognized arguments: --bogus"),

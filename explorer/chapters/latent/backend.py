@@ -8,8 +8,10 @@ numpy out), so the chapter's modules load without torch.
 from __future__ import annotations
 
 import dataclasses
+import functools
 import math
-from collections.abc import Iterator
+import threading
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
@@ -28,6 +30,7 @@ MAP_MODELS = ("ae-2d", "vae-2d")  # the two maps, side by side
 SIXTEEN = "vae-16d"  # the model of the 16-D tab
 TEST_COUNT = 1000  # fresh digits for the maps, the pickers and the interpolation
 MAX_SEED = 2**31 - 1
+PREVIEW_EVERY_S = 1.0  # reconstructions shown while training, at most this often
 
 
 def model_label(name: str) -> str:
@@ -129,6 +132,36 @@ def latent_sample(seed: int, dim: int) -> np.ndarray:
 
 
 # ---------------------------------------------------------------------- model calls (worker threads)
+_thread = threading.local()
+
+
+def torch_threads_here() -> None:
+    """Give the calling thread the torch thread count the chapter set (once per thread).
+
+    ``torch.set_num_threads`` reaches only the thread that calls it: a worker thread's
+    OpenMP team keeps the default size (every core), and on a busy 2-core machine a
+    one-code decode then took ~150 ms instead of ~2 ms, and training took the GUI's core.
+    """
+    if getattr(_thread, "torch_threads", False):
+        return
+    import torch
+
+    torch.set_num_threads(torch.get_num_threads())  # the process-wide count, applied to this thread
+    _thread.torch_threads = True
+
+
+def in_worker(function: Callable) -> Callable:
+    """Decorate a model call that runs in worker threads (see :func:`torch_threads_here`)."""
+
+    @functools.wraps(function)
+    def run(*args, **kwargs):
+        torch_threads_here()
+        return function(*args, **kwargs)
+
+    return run
+
+
+@in_worker
 def decode_point(model: Autoencoder, point: np.ndarray) -> np.ndarray:
     """One code → its uint8 (28, 28) decode: one decoder call."""
     from models.autoencoder import decode_latents
@@ -136,6 +169,7 @@ def decode_point(model: Autoencoder, point: np.ndarray) -> np.ndarray:
     return decode_latents(model, np.asarray(point, np.float32)[None])[0]
 
 
+@in_worker
 def classify(evaluator: Any, image: np.ndarray) -> str:
     """What the evaluator sees in a uint8 (28, 28) image, in words."""
     probabilities = evaluator.digit_probabilities(image[None])[0]
@@ -144,6 +178,7 @@ def classify(evaluator: Any, image: np.ndarray) -> str:
     return f"not a digit ({certainty} sure)" if best == 10 else f"a {best} ({certainty} sure)"
 
 
+@in_worker
 def reconstruct(model: Autoencoder, image: np.ndarray) -> np.ndarray:
     """A uint8 (28, 28) digit decoded from its code mean."""
     from models.autoencoder import reconstruct_digits
@@ -160,6 +195,7 @@ class MapData:
     grid: np.ndarray  # uint8 mosaic of decodes over bounds, top row first
 
 
+@in_worker
 def map_data(model: Autoencoder, images: np.ndarray, grid_side: int) -> MapData:
     """Encode the test digits and decode a ``grid_side``² grid over their extent."""
     from models.autoencoder import decode_latents, encode_digits
@@ -170,6 +206,7 @@ def map_data(model: Autoencoder, images: np.ndarray, grid_side: int) -> MapData:
     return MapData(codes, bounds, tile(grid, grid_side))
 
 
+@in_worker
 def similar_images(
     model: Autoencoder, source: np.ndarray, sigma: float, seed: int, count: int
 ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
@@ -192,6 +229,7 @@ class Walks:
     latent_dim: int
 
 
+@in_worker
 def interpolations(model: Autoencoder, image_a: np.ndarray, image_b: np.ndarray, frames: int) -> Walks:
     """Encode both digits, walk between their code means both ways, decode ``frames`` steps of each."""
     from models.autoencoder import decode_latents, encode_digits, lerp, slerp
@@ -211,6 +249,7 @@ def walk_frames(model: Autoencoder, image_a: np.ndarray, image_b: np.ndarray, fr
     """The exported walk: ``models.autoencoder.latent_walk`` frames, upscaled to RGB."""
     from models.autoencoder import latent_walk
 
+    torch_threads_here()  # runs in the export worker
     for frame in latent_walk(model, image_a, image_b, frames, spherical=spherical):
         yield upscale(frame, scale)
 
@@ -346,6 +385,7 @@ class TrainingSession:
 
 def training_run(session: TrainingSession, steps: int) -> Iterator[str | TrainingSnapshot]:
     """Worker generator: build the trainer on first use (generating the digits), then train ``steps``."""
+    torch_threads_here()
     if session.trainer is None:
         from models.autoencoder import make_trainer
 
@@ -354,4 +394,4 @@ def training_run(session: TrainingSession, steps: int) -> Iterator[str | Trainin
             session.config, data_count=session.data_count, batch_size=session.batch_size, device=session.device
         )
         yield "Training…"
-    yield from session.trainer.run(steps, preview=session.preview)
+    yield from session.trainer.run(steps, preview=session.preview, preview_every_s=PREVIEW_EVERY_S)

@@ -44,7 +44,7 @@ if TYPE_CHECKING:
     from models.training import TrainingSnapshot
 
 PREVIEW_DIGITS = 8  # fresh digits reconstructed live
-REDRAW_S = 0.25  # curves and read-outs redraw at most 4 times a second: the GUI thread shares the GIL with training
+REDRAW_S = 0.5  # curves and read-outs redraw at most twice a second: the GUI thread shares the GIL with training
 MAX_STEPS = 100_000
 KL_TITLE = "KL divergence (nats)"
 

@@ -23,6 +23,7 @@ from __future__ import annotations
 
 import argparse
 import dataclasses
+import hashlib
 import math
 import os
 import sys
@@ -394,6 +395,12 @@ def load_evaluator(device: str | torch.device = "cpu") -> Any | None:
         return None
 
 
+def evaluator_id() -> str | None:
+    """The first 12 hex digits of the shipped evaluator's SHA-256 (which evaluator measured), or None."""
+    path = asset_path("weights", "evaluator.safetensors")
+    return hashlib.sha256(path.read_bytes()).hexdigest()[:12] if path.is_file() else None
+
+
 def quality_metrics(
     model: Autoencoder,
     *,
@@ -524,7 +531,7 @@ def train_autoencoder(
     if interrupted:
         card["interrupted"] = f"stopped by the user at step {trainer.step} of {recipe.steps}"
     if evaluate and not interrupted:
-        card["metrics"] = quality_metrics(model, evaluator=load_evaluator(device))
+        card["metrics"] = _shipped_evaluator_metrics(model, device)
     path = save_autoencoder(model, Path(out) / name, card)
     return TrainingResult(path, model, trainer.step, losses, wall, trainer.cpu_seconds, interrupted, card)
 
@@ -537,11 +544,19 @@ _DESCRIPTIONS = {
 }
 
 
+def _shipped_evaluator_metrics(model: Autoencoder, device: str | torch.device) -> dict[str, Any]:
+    evaluator = load_evaluator(device)
+    metrics = quality_metrics(model, evaluator=evaluator)
+    if evaluator is not None:
+        metrics["evaluator"] = f"evaluator.safetensors sha256 {evaluator_id()}"
+    return metrics
+
+
 def measure(path: str | os.PathLike, device: str | torch.device = "cpu") -> dict[str, Any]:
     """Measure saved weights again (e.g. once the evaluator exists) and rewrite their card's metrics."""
     model, meta = load_autoencoder(path, device)
     card = dict(meta["card"])
-    card["metrics"] = quality_metrics(model, evaluator=load_evaluator(device))
+    card["metrics"] = _shipped_evaluator_metrics(model, device)
     save_autoencoder(model, path, card)
     return card["metrics"]
 

@@ -45,6 +45,7 @@ def test_round_trip_keeps_values_config_and_card(saved):
     card = weights_files(path)[2].read_text()
     assert "## Metrics" in card and "acc: 0.5" in card and "steps: 10" in card
     assert sorted(p.name for p in path.parent.iterdir()) == ["tiny.json", "tiny.md", "tiny.safetensors"]
+    assert all(p.stat().st_mode & 0o777 == 0o644 for p in path.parent.iterdir())
 
 
 def test_truncated_file(saved):

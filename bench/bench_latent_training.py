@@ -9,6 +9,10 @@ Trainer's overhead against the hand loop. Runs alternate, so that a busy
 machine hurts both alike. The in-application comparison is bench/bench_latent.py.
 
     python bench/bench_latent_training.py [--steps 40] [--repeats 3]
+
+On a machine busy with other jobs, set OMP_WAIT_POLICY=PASSIVE: otherwise torch's
+idle threads spin while they wait for a core, and two threads can run 5-10× slower
+than one.
 """
 
 from __future__ import annotations

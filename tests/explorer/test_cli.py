@@ -214,7 +214,10 @@ def test_no_command_opens_the_application(tmp_path, monkeypatch):
 def test_unknown_chapter_lists_the_chapters(tmp_path, capsys):
     code, _, stderr = run(capsys, "screenshot", "nope", "--out", str(tmp_path / "x.png"))
     assert code == 2
-    assert stderr == f"{PREFIX}unknown chapter 'nope' (choose from: pixels, noise)\n"
+    from explorer.chapters import chapter_names
+
+    assert stderr == f"{PREFIX}unknown chapter 'nope' (choose from: {', '.join(chapter_names())})\n"
+    assert chapter_names()[:2] == ["pixels", "noise"]
     assert os.listdir(tmp_path) == []
 
 

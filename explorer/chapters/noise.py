@@ -596,7 +596,7 @@ class NoiseChapter(Chapter):
         )
         for column, (panel, hist) in enumerate(pairs):
             prepare_histogram(hist, ("all",) if hist is self.noise_hist else ("R", "G", "B"))
-            hist.setMaximumHeight(300)
+            hist.setMaximumHeight(180)
             grid.addWidget(panel, 0, column)
             grid.addWidget(hist, 1, column)
             grid.setColumnStretch(column, 1)

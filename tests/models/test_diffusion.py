@@ -119,9 +119,15 @@ def test_first_frame_is_seeded_gaussian_noise_and_last_is_the_clean_x0(model):
     frames = list(sample(model, "ddim", num_steps=4, batch=2, seed=9))
     expected = torch.randn((2, 1, 28, 28), generator=torch.Generator().manual_seed(9))[:, 0].numpy()
     np.testing.assert_array_equal(frames[0].x_t, expected)
-    # DDIM's last step lands on ᾱ = 1: the final image is x̂₀, inside [−1, 1]
+    # DDIM's last step lands on ᾱ = 1: the final image is x̂₀
     np.testing.assert_allclose(frames[-1].x_prev, frames[-1].x0_hat, atol=1e-6)
-    assert np.abs(frames[-1].x_prev).max() <= 1.0
+
+
+def test_the_models_ddpm_clips_x0_and_its_ddim_does_not(model):
+    assert model.scheduler("ddpm").clip_sample and not model.scheduler("ddim").clip_sample
+    ddpm = next(iter(sample(model, "ddpm", 10, 2, seed=0)))
+    ddim = next(iter(sample(model, "ddim", 10, 2, seed=0)))
+    assert np.abs(ddpm.x0_hat).max() <= 1.0 < np.abs(ddim.x0_hat).max()  # x̂₀ at t = 900 is far out
 
 
 @pytest.mark.parametrize("sampler", ["ddpm", "ddim"])

@@ -126,7 +126,7 @@ class InterpolateTab(QWidget):
         self.length_plot.hideButtons()
         self.length_plot.setLabel("bottom", "t (0 = from, 1 = to)")
         self.length_plot.showGrid(x=True, y=True, alpha=0.2)
-        self.length_plot.addLegend(offset=(-10, 10))
+        self.length_plot.addLegend(offset=(-10, -10))  # bottom right, below the spherical walk
         self.length_curves = {
             mode: self.length_plot.plot(pen=pg.mkPen(WALK_COLORS[mode], width=2), name=mode) for mode in MODES
         }
@@ -235,7 +235,8 @@ class InterpolateTab(QWidget):
         self.note.setText(
             f"{len(walks.frames['linear'])} frames with the {model_label(self.model_name())}. The end frames are the "
             "two digits' reconstructions; between them the decoder shows what it makes of codes no digit had. "
-            "A straight line cuts through the middle, where a VAE's codes are shorter than any it was trained on."
+            "A straight line cuts through the middle, where codes are shorter than those a VAE was trained on; "
+            "the spherical walk keeps their length."
         )
 
     def export_job(self) -> ExportJob:

@@ -223,8 +223,9 @@ def make_trainer(
 
     AdamW with warm-up and cosine decay, gradient clipping, and an EMA of the
     weights (``trainer.ema``, updated after every step). The data are
-    ``make_digits(recipe.data_count, recipe.seed)``; the initial weights, the batches,
-    t, ε and the label dropout are all drawn from ``recipe.seed``.
+    ``make_digits(recipe.data_count, recipe.seed)``; the initial weights and the batch
+    order follow ``recipe.seed``; t, ε and the label dropout come from torch's global
+    generator (:func:`train_ddpm` seeds it with ``recipe.seed``).
     Stop by closing ``trainer.run(...)``; call it again to resume.
     """
     device = torch.device(device)
@@ -293,6 +294,40 @@ def loss_by_timestep(model: DiffusionModel, images: np.ndarray, timesteps: Seque
         x_t = scheduler.add_noise(x0, noise, tt)
         losses.append(float((model(x_t, tt, labels) - noise).pow(2).mean()))
     return np.array(losses, dtype=np.float64)
+
+
+@dataclass
+class NoisePrediction:
+    """The training objective on some digits at one t, as numpy float32 (N, H, W) arrays."""
+
+    t: int
+    x0: np.ndarray  # the clean digits in [−1, 1]
+    noise: np.ndarray  # the true ε
+    x_t: np.ndarray  # √ᾱ_t·x₀ + √(1 − ᾱ_t)·ε
+    eps_hat: np.ndarray  # the U-Net's guess of ε
+    mse: float  # mean of (ε̂ − ε)²
+
+    @property
+    def error(self) -> np.ndarray:
+        """ε̂ − ε: what the loss squares."""
+        return self.eps_hat - self.noise
+
+
+def predict_noise(model: DiffusionModel, images: np.ndarray, t: int, seed: int = 0,
+                  class_labels: Sequence[int] | np.ndarray | None = None) -> NoisePrediction:
+    """Noise uint8 digits (N, 28, 28) to step t with seeded ε and let the model guess ε."""
+    generator = torch.Generator().manual_seed(int(seed))
+    x0 = to_tensor(np.asarray(images)).to(model.device)  # (N, 1, 28, 28)
+    noise = torch.randn(x0.shape, generator=generator).to(model.device)
+    n = x0.shape[0]
+    tt = torch.full((n,), int(t), dtype=torch.long, device=model.device)
+    labels = _labels(model, class_labels, n, model.device)
+    model.eval()
+    with torch.inference_mode():
+        x_t = model.scheduler("ddpm").add_noise(x0, noise, tt)
+        eps_hat = model(x_t, tt, labels)
+    return NoisePrediction(int(t), _numpy(x0), _numpy(noise), _numpy(x_t), _numpy(eps_hat),
+                           float((eps_hat - noise).pow(2).mean()))
 
 
 # =========================================================================== sampling

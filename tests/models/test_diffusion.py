@@ -22,6 +22,7 @@ from models.diffusion import (
     load_ddpm,
     loss_by_timestep,
     make_trainer,
+    predict_noise,
     sample,
     save_checkpoint,
     save_ddpm,
@@ -94,6 +95,17 @@ def test_checkpoint_resumes_model_ema_and_optimiser(tmp_path):
     torch.testing.assert_close(trainer.ema.model.unet.conv_in.weight, resumed.ema.model.unet.conv_in.weight)
     list(resumed.run(2))
     assert resumed.step == 5
+
+
+def test_predict_noise_shows_the_objective(model):
+    images, labels = make_digits(3, seed=1)
+    shown = predict_noise(model, images, t=400, seed=2, class_labels=labels)
+    abar = model.scheduler("ddpm").alphas_cumprod64[400]
+    np.testing.assert_allclose(shown.x0, images / 127.5 - 1, atol=1e-6)
+    np.testing.assert_allclose(shown.x_t, np.sqrt(abar) * shown.x0 + np.sqrt(1 - abar) * shown.noise, atol=1e-5)
+    assert shown.eps_hat.shape == (3, 28, 28) and shown.t == 400
+    assert shown.mse == pytest.approx(float((shown.error ** 2).mean()), rel=1e-5)
+    np.testing.assert_array_equal(predict_noise(model, images, 400, seed=2, class_labels=labels).noise, shown.noise)
 
 
 # --------------------------------------------------------------------------- sampling

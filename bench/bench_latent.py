@@ -35,7 +35,7 @@ from PySide6.QtWidgets import QApplication  # noqa: E402
 FRAME_BUDGET_MS = 16.0
 DATA_COUNT = 5000  # training digits (cached on disk after the first run)
 BATCH_SIZE = 128
-MOVE_GAP_S = 0.011  # pyqtgraph drops mouse moves closer than 10 ms apart
+MOVE_GAP_S = 0.011  # pyqtgraph drops mouse moves closer than 10 ms apart (timed when it handles them)
 
 
 def wait_for(app: QApplication, done, timeout_s: float = 120.0, poll_ms: int = 20, signal=None) -> None:
@@ -72,27 +72,31 @@ def drag_latencies(app: QApplication, chapter, name: str, moves: int) -> np.ndar
     decoded = []
     tab.decoded.connect(lambda which: decoded.append(which) if which == name else None)
     x0, x1, y0, y1 = latent_map.bounds()
-    angles = np.linspace(0, 4 * np.pi, moves + 6)
-    path = [(x0 + (x1 - x0) * (0.5 + 0.35 * np.cos(a)), y0 + (y1 - y0) * (0.5 + 0.35 * np.sin(2 * a))) for a in angles]
+    angles = np.linspace(0, 4 * np.pi, moves + 4)
+    codes = [(x0 + (x1 - x0) * (0.5 + 0.35 * np.cos(a)), y0 + (y1 - y0) * (0.5 + 0.35 * np.sin(2 * a))) for a in angles]
+    path = [latent_map.viewport_position(*code) for code in codes]
     # Press 40 px left of the path and move onto it: pyqtgraph starts a drag only after the
     # mouse has moved a few pixels, and ignores the moves before that.
-    start = latent_map.viewport_position(*path[0])
+    start = path[0]
     QTest.mousePress(viewport, Qt.MouseButton.LeftButton, Qt.KeyboardModifier.NoModifier, QPoint(start.x() - 40, start.y()))
     time.sleep(MOVE_GAP_S)
     count = len(decoded)
     QTest.mouseMove(viewport, start)
     wait_for(app, lambda: len(decoded) > count and not chapter.busy, signal=tab.decoded)
     times, last_move = [], time.perf_counter()
-    for point in path[1:]:
+    for previous, point in zip(path, path[1:]):
+        if point == previous:
+            continue  # Qt drops a move to where the mouse already is
         time.sleep(max(0.0, last_move + MOVE_GAP_S - time.perf_counter()))
         count = len(decoded)
-        start = last_move = time.perf_counter()
+        start = time.perf_counter()
         thread, process = time.thread_time(), time.process_time()
-        QTest.mouseMove(viewport, latent_map.viewport_position(*point))
+        QTest.mouseMove(viewport, point)
+        last_move = time.perf_counter()  # pyqtgraph timed the move while handling it, so after the start
         wait_for(app, lambda: len(decoded) > count, signal=tab.decoded)
         app.processEvents()  # the repaint
         times.append((time.perf_counter() - start, time.thread_time() - thread, time.process_time() - process))
-    QTest.mouseRelease(viewport, Qt.MouseButton.LeftButton, Qt.KeyboardModifier.NoModifier, latent_map.viewport_position(*path[-1]))
+    QTest.mouseRelease(viewport, Qt.MouseButton.LeftButton, Qt.KeyboardModifier.NoModifier, path[-1])
     wait_for(app, lambda: not chapter.busy)
     return np.array(times[3:]) * 1000  # the first moves warm up
 

@@ -123,7 +123,7 @@ def test_dragging_on_the_map_decodes_the_point_under_the_mouse(view, qtbot):
 
     QTest.mousePress(viewport, Qt.MouseButton.LeftButton, Qt.KeyboardModifier.NoModifier, mouse_to(qtbot, latent_map, *start))
     for fraction in np.linspace(0.1, 1.0, 6):
-        qtbot.wait(15)  # pyqtgraph drops mouse moves closer than 10 ms apart
+        qtbot.wait(25)  # pyqtgraph drops mouse moves closer than 10 ms apart
         point = (start[0] + fraction * (end[0] - start[0]), start[1] + fraction * (end[1] - start[1]))
         QTest.mouseMove(viewport, mouse_to(qtbot, latent_map, *point))
     QTest.mouseRelease(viewport, Qt.MouseButton.LeftButton, Qt.KeyboardModifier.NoModifier, mouse_to(qtbot, latent_map, *end))

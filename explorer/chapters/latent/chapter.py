@@ -242,7 +242,7 @@ class LatentChapter(Chapter):
     @property
     def busy(self) -> bool:
         """Whether a view is still being computed (training aside)."""
-        return any(job.busy for job in self.jobs())
+        return self.map_tab.waiting or any(job.busy for job in self.jobs())
 
     # ------------------------------------------------------------------ Chapter hooks
     def export_job(self) -> ExportJob:
@@ -266,6 +266,7 @@ class LatentChapter(Chapter):
                 self.tabs.setCurrentIndex(tab)
 
     def shutdown(self) -> None:
+        self.map_tab.shutdown()
         self.train_tab.shutdown()
         for job in self.jobs():
             job.cancel()

@@ -5,7 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 import numpy as np
-from PySide6.QtCore import QSettings, Qt, Signal
+from PySide6.QtCore import QSettings, Qt, QTimer, Signal
 from PySide6.QtWidgets import QCheckBox, QFormLayout, QGridLayout, QGroupBox, QHBoxLayout, QLabel, QSpinBox, QWidget
 
 from explorer.chapters.latent.backend import (
@@ -27,6 +27,9 @@ from explorer.widgets.readout import ReadoutLabel
 from explorer.workers import WorkerPool
 
 
+VERDICT_DELAY_MS = 150  # the evaluator looks once the mouse rests: a drag pays for decodes only
+
+
 class MapTab(QWidget):
     """Two maps of encoded fresh digits; a click or drag decodes the point under the mouse.
 
@@ -45,6 +48,14 @@ class MapTab(QWidget):
         self.point_jobs = {name: ViewJob(pool, lambda image, n=name: self._show_point(n, image), name="Latent map") for name in MAP_MODELS}
         self.verdict_jobs = {name: ViewJob(pool, lambda text, n=name: self._show_verdict(n, text), name="Evaluator") for name in MAP_MODELS}
         self.map_jobs = {name: ViewJob(pool, lambda data, n=name: self._show_map(n, data), name="Latent map") for name in MAP_MODELS}
+        self.verdict_timers: dict[str, QTimer] = {}
+        for name in MAP_MODELS:
+            timer = QTimer(self)
+            timer.setSingleShot(True)
+            timer.setInterval(VERDICT_DELAY_MS)
+            timer.timeout.connect(lambda n=name: self._ask_evaluator(n))
+            self.verdict_timers[name] = timer
+        self._shown: dict[str, np.ndarray] = {}  # the decode on screen, per map
         self._build_controls()
         self._build_view()
         for name, latent_map in self.maps.items():
@@ -121,9 +132,25 @@ class MapTab(QWidget):
         self.panels[name].set_image(image)
         x, y = self.maps[name].marker_position()
         self.readouts[name].setText(f"z = ({x:.2f}, {y:.2f})")
+        self._shown[name] = image
         if self.evaluator is not None:
-            self.verdict_jobs[name].submit(classify, self.evaluator, image)
+            if self.verdict_jobs[name].immediate:
+                self._ask_evaluator(name)
+            else:
+                self.verdict_timers[name].start()  # restarted by every decode of a drag
         self.decoded.emit(name)
+
+    def _ask_evaluator(self, name: str) -> None:
+        self.verdict_jobs[name].submit(classify, self.evaluator, self._shown[name])
+
+    @property
+    def waiting(self) -> bool:
+        """Whether a verdict is still to be asked for."""
+        return any(timer.isActive() for timer in self.verdict_timers.values())
+
+    def shutdown(self) -> None:
+        for timer in self.verdict_timers.values():
+            timer.stop()
 
     def _show_verdict(self, name: str, text: str) -> None:
         x, y = self.maps[name].marker_position()

@@ -131,6 +131,7 @@ class TrainTab(QWidget):
 
     def _build_view(self) -> None:
         self.curves = LossCurves([("recon", "Reconstruction (nats per digit)", "#1f77b4"), ("kl", KL_TITLE, "#d62728")])
+        self.curves.set_steps(0, self.steps_spin.value())
         self.preview_panel = ImagePanel("Fresh digits (top) and their reconstructions (bottom), live")
         self.preview_panel.view_box.setMouseEnabled(x=False, y=False)
         self.preview_panel.setMinimumHeight(120)

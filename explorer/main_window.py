@@ -297,11 +297,12 @@ class MainWindow(QMainWindow):
             out,
             sheet,
             on_yield=self.progress.setValue,
+            # Connected before the worker starts: a short export may end before start() returns.
+            on_returned=lambda path: self.show_message(f"Exported {job.count} frames to {path}"),
+            on_aborted=lambda: self.show_message("Export stopped; nothing was written."),
             on_finished=self._export_ended,
             name="export",
         )
-        self._export_worker.returned.connect(lambda path: self.show_message(f"Exported {job.count} frames to {path}"))
-        self._export_worker.aborted.connect(lambda: self.show_message("Export stopped; nothing was written."))
         return self._export_worker
 
     def cancel_export(self) -> None:

@@ -237,10 +237,6 @@ def test_corrupt_weights_are_a_weights_error(model, tmp_path):
         load_ddpm(tmp_path / "nothing.safetensors")
 
 
-shipped = pytest.mark.skipif(not shipped_path().is_file(), reason="the shipped ddpm-digits weights are not there yet")
-
-
-@shipped
 def test_shipped_model_loads_and_samples_digits():
     model, meta = load_ddpm("ddpm-digits")
     assert meta["card"]["steps"] > 0 and "metrics" in meta["card"]
@@ -250,7 +246,6 @@ def test_shipped_model_loads_and_samples_digits():
     assert 0.03 < (final > 128).mean() < 0.5  # strokes on a dark background, like the data
 
 
-@shipped
 @pytest.mark.slow
 def test_shipped_model_meets_the_quality_goals_with_ddim50():
     from models.diffusion import quality_metrics

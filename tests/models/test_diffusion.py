@@ -26,7 +26,6 @@ from models.diffusion import (
     sample,
     save_checkpoint,
     save_ddpm,
-    shipped_path,
     to_uint8,
 )
 from models.unet import UNetConfig

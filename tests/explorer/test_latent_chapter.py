@@ -17,7 +17,8 @@ from PySide6.QtTest import QTest
 
 from explorer.chapters.base import AppContext
 from explorer.chapters.latent import LatentChapter
-from explorer.chapters.latent.backend import centre_drawing, grid_codes, latent_sample, upscale
+from explorer.chapters.common import upscale
+from explorer.chapters.latent.backend import centre_drawing, grid_codes, latent_sample
 from explorer.widgets.latent_map import CLASS_COLORS
 from explorer.workers import WorkerPool
 from models import autoencoder

@@ -10,13 +10,13 @@ from pathlib import Path
 import numpy as np
 import pytest
 from PIL import Image
-from PySide6.QtCore import QMimeData, QPoint, QPointF, QSettings, Qt, QUrl
+from PySide6.QtCore import QMimeData, QPointF, QSettings, Qt, QUrl
 from PySide6.QtGui import QDropEvent
 
 from explorer.chapters import CHAPTERS
 from explorer.chapters.base import ExportJob
 from explorer.main_window import MainWindow
-from models.images import DEFAULT_IMAGE, load_builtin
+from models.images import DEFAULT_IMAGE
 
 REPO = Path(__file__).resolve().parents[2]
 

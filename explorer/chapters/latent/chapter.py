@@ -22,16 +22,15 @@ from PySide6.QtWidgets import (
 )
 
 from explorer.chapters.base import AppContext, Chapter, ExportJob
+from explorer.chapters.common import ViewJob, read_setting
 from explorer.chapters.latent.backend import (
     SIXTEEN,
     TEST_COUNT,
     ModelShelf,
     Slot,
     TestDigits,
-    ViewJob,
     load_shipped,
     model_label,
-    read_setting,
     reconstruct,
 )
 from explorer.chapters.latent.interpolate_tab import InterpolateTab

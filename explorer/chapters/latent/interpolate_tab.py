@@ -22,16 +22,14 @@ from PySide6.QtWidgets import (
 )
 
 from explorer.chapters.base import ExportJob
+from explorer.chapters.common import ViewJob, read_setting, tile
 from explorer.chapters.latent.backend import (
     SIXTEEN,
     ModelShelf,
     TestDigits,
-    ViewJob,
     Walks,
     interpolations,
     model_label,
-    read_setting,
-    tile,
     walk_frames,
 )
 from explorer.widgets.image_panel import ImagePanel

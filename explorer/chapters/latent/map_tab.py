@@ -8,18 +8,16 @@ import numpy as np
 from PySide6.QtCore import QSettings, Qt, QTimer, Signal
 from PySide6.QtWidgets import QCheckBox, QFormLayout, QGridLayout, QGroupBox, QHBoxLayout, QLabel, QSpinBox, QWidget
 
+from explorer.chapters.common import ViewJob, as_bool, read_setting
 from explorer.chapters.latent.backend import (
     MAP_MODELS,
     MapData,
     ModelShelf,
     TestDigits,
-    ViewJob,
-    as_bool,
     classify,
     decode_point,
     map_data,
     model_label,
-    read_setting,
 )
 from explorer.widgets.image_panel import ImagePanel
 from explorer.widgets.latent_map import LatentMap, class_legend_html

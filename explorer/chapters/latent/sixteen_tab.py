@@ -20,18 +20,16 @@ from PySide6.QtWidgets import (
 )
 from superqt import QLabeledDoubleSlider
 
+from explorer.chapters.common import ViewJob, read_setting, tile
 from explorer.chapters.latent.backend import (
     MAX_SEED,
     SIXTEEN,
     ModelShelf,
     TestDigits,
-    ViewJob,
     centre_drawing,
     decode_point,
     latent_sample,
-    read_setting,
     similar_images,
-    tile,
 )
 from explorer.widgets.drawing_canvas import DrawingCanvas
 from explorer.widgets.image_panel import ImagePanel

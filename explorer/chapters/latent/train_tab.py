@@ -25,14 +25,13 @@ from PySide6.QtWidgets import (
     QWidget,
 )
 
+from explorer.chapters.common import read_setting, tile
 from explorer.chapters.latent.backend import (
     ModelShelf,
     Slot,
     TestDigits,
     TrainingSession,
     model_label,
-    read_setting,
-    tile,
     training_run,
 )
 from explorer.widgets.image_panel import ImagePanel

@@ -23,6 +23,7 @@ CHAPTERS: tuple[ChapterEntry, ...] = (
     ChapterEntry("pixels", "Pixels", "explorer.chapters.pixels", "PixelsChapter"),
     ChapterEntry("noise", "Noise", "explorer.chapters.noise", "NoiseChapter"),
     ChapterEntry("latent", "Latent space", "explorer.chapters.latent", "LatentChapter"),
+    ChapterEntry("diffusion", "Diffusion", "explorer.chapters.diffusion", "DiffusionChapter"),
 )
 
 

@@ -23,7 +23,7 @@ from explorer.chapters.diffusion.backend import DiffusionTab, StepInput
 from explorer.widgets.image_panel import ImagePanel
 from explorer.widgets.readout import ReadoutLabel
 from explorer.widgets.stage_diagram import shape_text
-from explorer.widgets.unet_diagram import Block, UNetDiagram, layout_blocks
+from explorer.widgets.unet_diagram import Block, UNetDiagram
 
 CHANNEL_CHOICES = ((16, "first 16"), (32, "first 32"), (0, "all"))  # 0: every channel
 DEFAULT_CHANNELS = 32
@@ -61,6 +61,7 @@ class UNetFeatures:
 class UNetView:
     """The architecture (``UNet.blocks()``) and, when asked, the feature maps of one input."""
 
+    model: Any  # the model they are of
     blocks: list[dict]
     conditional: bool
     embedding_dim: int
@@ -68,16 +69,18 @@ class UNetView:
 
 
 @in_worker
-def look_inside(model: Any, source: StepInput | DefaultInput | None) -> UNetView:
-    """The U-Net's blocks, and (unless ``source`` is None) one forward pass with its feature maps."""
+def look_inside(model: Any, source: StepInput | DefaultInput | None, blocks: list[dict] | None = None) -> UNetView:
+    """The U-Net's blocks (unless already known), and (unless ``source`` is None) one forward
+    pass with its feature maps."""
     import torch
 
     unet = model.unet
     conditional = model.null_class is not None
     with torch.inference_mode():
-        blocks = unet.blocks()
+        # blocks() runs the model once with hooks on: only for a model not seen before.
+        blocks = unet.blocks() if blocks is None else blocks
         if source is None:
-            return UNetView(blocks, conditional, unet.config.emb_dim, None)
+            return UNetView(model, blocks, conditional, unet.config.emb_dim, None)
         device = model.device
         if isinstance(source, DefaultInput):
             generator = torch.Generator().manual_seed(source.seed)
@@ -97,7 +100,7 @@ def look_inside(model: Any, source: StepInput | DefaultInput | None) -> UNetView
         return np.ascontiguousarray(tensor[0].float().cpu().numpy())
 
     features = UNetFeatures(numpy(x_t)[0], numpy(eps)[0], {name: numpy(m) for name, m in maps.items()}, int(t), label)
-    return UNetView(blocks, conditional, unet.config.emb_dim, features)
+    return UNetView(model, blocks, conditional, unet.config.emb_dim, features)
 
 
 # ---------------------------------------------------------------------- pictures (numpy, GUI thread)
@@ -276,7 +279,9 @@ class UNetTab(DiffusionTab):
         if with_features:
             self._stale = False
         self._describe_input()
-        self.job.submit(look_inside, self.holder.model, self.source() if with_features else None)
+        model = self.holder.model
+        known = self.view.blocks if self.view is not None and self.view.model is model else None
+        self.job.submit(look_inside, model, self.source() if with_features else None, known)
 
     def _show_view(self, view: UNetView) -> None:
         blocks_changed = self.view is None or view.blocks != self.view.blocks or view.conditional != self.view.conditional

@@ -91,7 +91,7 @@ def test_a_run_caches_every_step_as_sample_makes_it(qtbot, tab):
     assert tab.position == 10
     shown = tab.panels["x_t"].image().astype(int)
     assert np.abs(shown - to_uint8(frames[-1].x_prev[0]).astype(int)).max() <= 1
-    assert "final" in tab.panels["x_t"].title_label.text()
+    assert "final" in tab.titles["x_t"].text()
 
 
 def test_same_seed_and_settings_give_identical_frames(qtbot, tab):
@@ -142,8 +142,8 @@ def test_stepping_back_shows_the_cached_frame_and_never_samples_again(qtbot, tab
         assert tab.position == expected
         step = tab.cache.frames[expected]
         assert np.array_equal(tab.panels["x_t"].image(), to_uint8(step.x_t[0]))
-        assert f"t = {step.t}" in tab.panels["x_t"].title_label.text()
-        assert f"{expected + 1}/10" in tab.panels["x_t"].title_label.text()
+        assert f"t = {step.t}" in tab.titles["x_t"].text()
+        assert f"{expected + 1}/10" in tab.titles["x_t"].text()
         assert tab.scrubber.value() == expected
         assert shown[-1].t == step.t and shown[-1].index == expected and shown[-1].total == 10
         assert np.array_equal(shown[-1].x_t, step.x_t[0].astype(np.float32))

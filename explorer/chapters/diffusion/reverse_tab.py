@@ -67,6 +67,17 @@ def to_uint8(images: np.ndarray) -> np.ndarray:
     return convert(images)
 
 
+def titled(panel: ImagePanel) -> ReadoutLabel:
+    """Give ``panel`` a title that changes every frame without laying the tab out again
+    (a QLabel's new text would: milliseconds per frame with six panels)."""
+    panel.title_label.hide()
+    title = ReadoutLabel(1, opaque=False)
+    title.label.setAlignment(Qt.AlignmentFlag.AlignCenter)
+    title.label.setStyleSheet("font-weight: 600;")
+    panel.layout().insertWidget(0, title)
+    return title
+
+
 class ReverseTab(DiffusionTab):
     """Reverse diffusion from seeded noise, frame by frame, with x_t, ε̂, x̂₀ and the update.
 
@@ -188,14 +199,16 @@ class ReverseTab(DiffusionTab):
         self.control_layout.addWidget(export)
 
     def _build_views(self) -> None:
-        self.grid_panel = ImagePanel("x_t of every image (click one)")
+        self.grid_panel = ImagePanel()
         self.grid_panel.view_box.setMouseEnabled(x=False, y=False)
+        self.grid_title = titled(self.grid_panel)
         self.selection = QGraphicsRectItem()
         pen = QPen(pg.mkColor("#d62728"), 2)
         pen.setCosmetic(True)
         self.selection.setPen(pen)
         self.grid_panel.view_box.addItem(self.selection)
         self.panels = {name: ImagePanel() for name in ("x_t", "eps_hat", "x0_hat", "update")}
+        self.titles = {name: titled(panel) for name, panel in self.panels.items()}
         for panel in self.panels.values():
             panel.view_box.setMouseEnabled(x=False, y=False)
             panel.setMinimumSize(120, 120)
@@ -530,19 +543,19 @@ class ReverseTab(DiffusionTab):
         i = self.selected
         number = f"step {step.index + 1} of {step.total}"
         if final:
-            self.panels["x_t"].set_title("x₀: the final image")
+            self.titles["x_t"].setText("x₀: the final image")
             self.panels["x_t"].set_image(to_uint8(step.x_prev[i]))
         else:
-            self.panels["x_t"].set_title(f"x_t  (t = {step.t}, step {step.index + 1}/{step.total})")
+            self.titles["x_t"].setText(f"x_t  (t = {step.t}, step {step.index + 1}/{step.total})")
             self.panels["x_t"].set_image(to_uint8(step.x_t[i]))
-        self.panels["eps_hat"].set_title(f"predicted noise ε̂  (t = {step.t})")
+        self.titles["eps_hat"].setText(f"predicted noise ε̂  (t = {step.t})")
         self.panels["eps_hat"].set_image(to_uint8(step.eps_hat[i].astype(np.float32) / EPS_RANGE))
-        self.panels["x0_hat"].set_title(f"predicted clean x̂₀  (t = {step.t})")
+        self.titles["x0_hat"].setText(f"predicted clean x̂₀  (t = {step.t})")
         self.panels["x0_hat"].set_image(to_uint8(step.x0_hat[i]))
         update = step.update(i)
         reach = max(float(np.abs(update).max()), 1e-6)
         landing = "x₀" if step.prev_t < 0 else f"t = {step.prev_t}"
-        self.panels["update"].set_title(f"update: t = {step.t} → {landing}")
+        self.titles["update"].setText(f"update: t = {step.t} → {landing}")
         self.panels["update"].set_image(to_uint8(update / reach))
         if self.grid_panel.isVisible() or step.x_t.shape[0] > 1:
             self._show_grid(step, final)
@@ -565,7 +578,7 @@ class ReverseTab(DiffusionTab):
         images = to_uint8(step.x_prev if final else step.x_t)
         columns = math.isqrt(images.shape[0])
         self.grid_panel.set_image(tile(images, columns, gap=GRID_GAP, fill=90))
-        self.grid_panel.set_title(f"{'x₀' if final else f'x_t at t = {step.t}'} of every image (click one)")
+        self.grid_title.setText(f"{'x₀' if final else f'x_t at t = {step.t}'} of every image (click one)")
         row, column = divmod(self.selected, columns)
         size = images.shape[1] + GRID_GAP
         self.selection.setRect(QRectF(column * size - 1, row * size - 1, size - GRID_GAP + 2, size - GRID_GAP + 2))

@@ -138,6 +138,46 @@ def test_the_loss_against_t_curve(tab, qtbot):
     assert not tab.busy and len(tab.curve.getData()[0]) == len(timesteps)
 
 
+def test_leaving_the_tab_pauses_the_curve_and_coming_back_finishes_it(tab, qtbot):
+    from models.diffusion import loss_by_timestep
+
+    tab.curve_digits = 32  # slow enough to catch half-way
+    tab.set_active(True)
+    qtbot.waitUntil(lambda: len(tab.curve_loss) >= 2, timeout=WAIT_MS)
+    tab.set_active(False)
+    qtbot.waitUntil(lambda: not tab.busy, timeout=WAIT_MS)
+    paused = len(tab.curve_loss)
+    assert 2 <= paused < len(tab.curve_t)
+    qtbot.wait(200)
+    assert len(tab.curve_loss) == paused  # nothing measured while away
+    tab.set_active(True)
+    qtbot.waitUntil(lambda: not tab.busy, timeout=WAIT_MS)
+    assert len(tab.curve_loss) == len(tab.curve_t) == len(tab.curve.getData()[0])
+    images, labels = tab.digits.images[-32:], tab.digits.labels[-32:]
+    last = len(tab.curve_t) - 1
+    expected = loss_by_timestep(tab.holder.model, images, [tab.curve_t[last]], seed=7 + last, class_labels=labels)
+    assert tab.curve_loss[last] == pytest.approx(float(expected[0]), rel=1e-5)
+
+
+def test_an_unconditional_model_in_use_takes_no_label_and_gets_its_own_curve(tab, qtbot):
+    from models.diffusion import DiffusionConfig, DiffusionModel
+    from models.unet import UNetConfig
+
+    tab.set_active(True)
+    qtbot.waitUntil(lambda: not tab.busy, timeout=WAIT_MS)
+    shipped_curve = list(tab.curve_loss)
+    model = DiffusionModel(DiffusionConfig(unet=UNetConfig(channels=(8, 16), emb_dim=16, num_classes=None))).eval()
+    tab.holder.install(model, {}, "untrained test model")
+    tab.refresh()  # what the chapter does when the model changes
+    qtbot.waitUntil(lambda: not tab.job.busy and tab.result.label is None, timeout=WAIT_MS)
+    assert not tab.label_buttons[True].isEnabled() and not tab.label_buttons[False].isEnabled()
+    assert "no label" in tab.equation.text()
+    qtbot.waitUntil(lambda: not tab.busy, timeout=WAIT_MS)
+    assert len(tab.curve_loss) == len(tab.curve_t)
+    assert tab.curve_loss != shipped_curve
+    assert tab.curve_loss[-1] > 0.5  # untrained: ε̂ is nowhere near ε, even where ε is easy
+
+
 def test_settings_round_trip(tab, qtbot, tmp_path):
     settings = QSettings(str(tmp_path / "s.ini"), QSettings.Format.IniFormat)
     tab.seed_spin.setValue(1234)

@@ -27,7 +27,7 @@ from superqt import QLabeledSlider
 
 from explorer.chapters.common import ViewJob, as_bool, in_worker, read_setting, torch_threads_here
 from explorer.chapters.diffusion.backend import MAX_SEED, DiffusionTab
-from explorer.widgets.image_panel import ImagePanel, link_views
+from explorer.widgets.image_panel import ImagePanel
 from explorer.widgets.readout import ReadoutLabel
 
 if TYPE_CHECKING:
@@ -76,12 +76,13 @@ def objective_at(model: DiffusionModel, image: np.ndarray, index: int, t: int, s
 
 
 def loss_curve(model: DiffusionModel, images: np.ndarray, labels: np.ndarray | None,
-               timesteps: list[int]) -> Iterator[tuple[int, float]]:
-    """Worker generator: (position, mean ‖ε̂ − ε‖²) for each timestep in turn, so it can stop between."""
+               timesteps: list[int], first: int = 0) -> Iterator[tuple[int, float]]:
+    """Worker generator: (position, mean ‖ε̂ − ε‖²) for each timestep from ``first`` on, so it can stop between."""
     from models.diffusion import loss_by_timestep
 
     torch_threads_here()
-    for i, t in enumerate(timesteps):
+    for i in range(first, len(timesteps)):
+        t = timesteps[i]
         yield i, float(loss_by_timestep(model, images, [t], seed=CURVE_SEED + i, class_labels=labels)[0])
 
 
@@ -180,7 +181,6 @@ class ObjectiveTab(DiffusionTab):
             panel.view_box.setMouseEnabled(x=False, y=False)
             panel.setMinimumSize(110, 130)
             row.addWidget(panel)
-        link_views(list(self.panels.values()))
 
         self.plot = pg.PlotWidget()
         self.plot.setTitle("The model's loss against t: mean (ε̂ − ε)² on fresh digits", size="10pt")
@@ -338,42 +338,38 @@ class ObjectiveTab(DiffusionTab):
         return key, images, labels
 
     def update_curve(self) -> None:
-        """Show the curve of the model in use (measure it when it is new; only while the tab is shown)."""
+        """Show the curve of the model in use; measure what is missing of it while the tab is shown."""
         key, images, labels = self._curve_request()
-        if key == self.curve_key:
-            return
-        self._stop_curve()
-        self.curve_key = key
-        if key in self._curves:
-            self.curve_t, self.curve_loss = (list(v) for v in self._curves[key])
+        if key != self.curve_key:
+            self._stop_curve()
+            self.curve_key = key
+            if key in self._curves:
+                self.curve_t, self.curve_loss = (list(v) for v in self._curves[key])
+            else:
+                self.curve_t, self.curve_loss = curve_timesteps(self.holder.num_train_timesteps), []
             self._draw_curve()
-            return
-        self.curve_t = curve_timesteps(self.holder.num_train_timesteps)
-        self.curve_loss = []
-        self._draw_curve()
-        if not self.active:
-            self.curve_key = None  # measured when the tab is shown
+        done = len(self.curve_loss)
+        if done == len(self.curve_t) or not self.active or self.curve_worker is not None:
             return
         self.plot.setTitle("The model's loss against t: measuring…", size="10pt")
         worker = self.curve_worker = self.pool.start(
-            loss_curve, self.holder.model, images, labels, list(self.curve_t),
-            on_yield=self._on_curve_point, on_finished=lambda: self._curve_finished(worker, key),
-            name="Loss against t",
+            loss_curve, self.holder.model, images, labels, list(self.curve_t), done,
+            on_yield=lambda item: self._on_curve_point(key, item),
+            on_finished=lambda: self._curve_finished(worker, key), name="Loss against t",
         )  # fmt: skip
 
-    def _on_curve_point(self, item: tuple[int, float]) -> None:
-        self.curve_loss.append(item[1])
-        self._draw_curve()
+    def _on_curve_point(self, key: tuple, item: tuple[int, float]) -> None:
+        if key == self.curve_key and item[0] == len(self.curve_loss):
+            self.curve_loss.append(item[1])
+            self._draw_curve()
 
     def _curve_finished(self, worker: Any, key: tuple) -> None:
         if worker is not self.curve_worker:
             return  # an older run, stopped
         self.curve_worker = None
-        if len(self.curve_loss) == len(self.curve_t):
+        if key == self.curve_key and len(self.curve_loss) == len(self.curve_t):
             self._curves[key] = (list(self.curve_t), list(self.curve_loss))
             self.plot.setTitle(f"The model's loss against t: mean (ε̂ − ε)² on {key[2]} fresh digits", size="10pt")
-        else:
-            self.curve_key = None  # stopped or failed: measure again next time
 
     def _draw_curve(self) -> None:
         n = len(self.curve_loss)
@@ -387,7 +383,9 @@ class ObjectiveTab(DiffusionTab):
     def set_active(self, active: bool) -> None:
         super().set_active(active)
         if active:
-            self.update_curve()
+            self.update_curve()  # goes on where it stopped
+        else:
+            self._stop_curve()  # leave the cores to the tab on show
 
     @property
     def busy(self) -> bool:

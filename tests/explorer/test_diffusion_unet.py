@@ -141,7 +141,8 @@ def test_clicking_a_block_shows_its_feature_maps_for_the_input(tab, qtbot, shipp
     # Hovering a tile reads out that channel's numbers; a gap reads out nothing.
     pitch = 4 * 7 + GAP  # 7×7 maps are drawn 4× as 28×28 tiles
     tab.feature_panel.hovered.emit(pitch + 3, 3)
-    assert tab.readout.text().startswith("channel 2:") and f"max {maps['middle'][1].max():.2f}" in tab.readout.text()
+    text = tab.readout.text().replace("−", "-")
+    assert text.startswith("channel 2 of 96:") and f"max {maps['middle'][1].max():.2f}," in text
     tab.feature_panel.hovered.emit(pitch - 1, 3)
     assert "Hover" in tab.readout.text()
 

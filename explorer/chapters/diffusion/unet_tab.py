@@ -119,10 +119,16 @@ def normalise(maps: np.ndarray, shared: bool) -> np.ndarray:
 
 
 def grid_columns(count: int, aspect: float) -> int:
-    """Columns for ``count`` square tiles in a panel ``aspect`` (width / height) wide."""
+    """Columns that make ``count`` square tiles largest in a panel ``aspect`` (width / height) wide;
+    of equally large layouts, the one with the fewest empty places."""
     if count <= 0:
         return 1
-    return max(1, min(count, math.ceil(math.sqrt(count * aspect))))
+
+    def fit(columns: int) -> tuple[float, int]:
+        rows = math.ceil(count / columns)
+        return min(aspect / columns, 1.0 / rows), -(rows * columns - count)
+
+    return max(range(1, count + 1), key=lambda columns: (round(fit(columns)[0], 9), fit(columns)[1]))
 
 
 def block_hint(block: Block, blocks: list[Block]) -> str:
@@ -168,6 +174,7 @@ class UNetTab(DiffusionTab):
         self.view: UNetView | None = None  # the latest result
         self.shown_maps = np.zeros((0, 0, 0), np.float32)  # the channels in the grid, float (K, h, w)
         self.shown_columns = 1
+        self.block_channels = 0  # channels of the block shown (all of them, not only those in the grid)
         self._tile = TILE_SIDE
         self._stale = True  # the feature maps on screen are not those of the current model and input
         self.job = ViewJob(self.pool, self._show_view, name="Inside the U-Net")
@@ -341,6 +348,7 @@ class UNetTab(DiffusionTab):
         maps = features.maps[block.name]
         limit = self.channels_combo.currentData() or len(maps)
         self.shown_maps = maps[:limit]
+        self.block_channels = len(maps)
         count, height, _ = self.shown_maps.shape
         factor = max(1, TILE_SIDE // height)
         self._tile = height * factor
@@ -389,8 +397,9 @@ class UNetTab(DiffusionTab):
             self.readout.setText("Hover over a map to read its numbers.")
             return
         values = self.shown_maps[channel]
-        self.readout.setText(f"channel {channel + 1}: min {values.min():.2f}, mean {values.mean():.2f}, "
-                             f"max {values.max():.2f}, spread (std) {values.std():.2f}")
+        text = (f"channel {channel + 1} of {self.block_channels}: min {values.min():.2f}, mean {values.mean():.2f}, "
+                f"max {values.max():.2f}, spread (std) {values.std():.2f}")
+        self.readout.setText(text.replace("-", "−"))
 
     # ------------------------------------------------------------------ settings
     def save_settings(self, settings: QSettings) -> None:

@@ -4,9 +4,12 @@ from __future__ import annotations
 
 import os
 import tempfile
+import time
 from pathlib import Path
 
 from explorer.settings import SETTINGS_FILE_VARIABLE
+
+SCREENSHOT_PATIENCE_S = 60.0  # longest wait for a chapter's model views before the picture is taken
 
 
 def run_app(argv: list[str] | None = None) -> int:
@@ -59,6 +62,10 @@ def render_screenshot(
             window.show_chapter(chapter)
             window.show()
             _wait(app, 300)  # let layouts settle and throttled views draw
+            page = window.chapters[chapter]
+            deadline = time.monotonic() + SCREENSHOT_PATIENCE_S
+            while getattr(page, "busy", False) and time.monotonic() < deadline:
+                _wait(app, 50)  # model views still computing
             pixmap = window.grab()
             out = Path(out)
             if not pixmap.save(str(out), "PNG"):

@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 import shiboken6
 import torch
-from PySide6.QtCore import Qt
+from PySide6.QtCore import QSettings, Qt
 from PySide6.QtTest import QTest
 
 from explorer.chapters.diffusion import unet_tab as unet_module
@@ -185,9 +185,9 @@ def test_an_input_while_the_tab_is_hidden_is_computed_only_when_it_opens(tab, qt
         tab.set_input(step_input(seed=seed, t=900 - 100 * seed, label=None))
     QTest.qWait(50)
     assert calls == [] and not tab.job.busy
-    assert "t = 500" in tab.input_label.text() and "no digit" in tab.input_label.text()
     tab.set_active(True)
     wait_idle(qtbot, tab)
+    assert "t = 500" in tab.input_label.text() and "no digit" in tab.input_label.text()
     assert len(calls) == 1 and calls[0][0].t == 500
     assert calls[0][1] == tab.view.blocks  # the same model: its blocks are not worked out again
     np.testing.assert_allclose(tab.input_panel.image(), step_input(seed=4).x_t)
@@ -195,6 +195,30 @@ def test_an_input_while_the_tab_is_hidden_is_computed_only_when_it_opens(tab, qt
     tab.set_active(True)  # nothing new: nothing to compute
     wait_idle(qtbot, tab)
     assert len(calls) == 1
+    assert tab.fresh_button.isEnabled()
+    tab.fresh_button.click()  # back to the default input
+    wait_idle(qtbot, tab)
+    assert len(calls) == 2 and calls[1][0] is tab.default_input and not tab.fresh_button.isEnabled()
+    assert "noised to t = 250" in tab.input_label.text() and tab.view.features.t == 250
+
+
+def test_settings_come_back(tab, tmp_path):
+    settings = QSettings(str(tmp_path / "settings.ini"), QSettings.Format.IniFormat)
+    tab.select_block("up 2")
+    tab.channels_combo.setCurrentIndex(tab.channels_combo.findData(16))
+    tab.shared_check.setChecked(True)
+    tab.save_settings(settings)
+    tab.select_block("conv in")
+    tab.channels_combo.setCurrentIndex(tab.channels_combo.findData(0))
+    tab.shared_check.setChecked(False)
+    settings.sync()
+    tab.restore_settings(QSettings(str(tmp_path / "settings.ini"), QSettings.Format.IniFormat))
+    assert tab.diagram.current == "up 2" and tab.block_combo.currentData() == "up 2"
+    assert tab.channels_combo.currentData() == 16 and tab.shared_check.isChecked()
+    settings.setValue("unet/block", "down 9")  # a block this model does not have, a bad count: ignored
+    settings.setValue("unet/channels", "many")
+    tab.restore_settings(settings)
+    assert tab.diagram.current == "up 2" and tab.channels_combo.currentData() == 16
 
 
 def test_another_model_is_redrawn_with_its_shapes(tab, qtbot):

@@ -15,6 +15,7 @@ from PySide6.QtWidgets import (
     QGroupBox,
     QHBoxLayout,
     QLabel,
+    QPushButton,
     QVBoxLayout,
 )
 
@@ -211,8 +212,12 @@ class UNetTab(DiffusionTab):
         self.input_label = QLabel()
         self.input_label.setWordWrap(True)
         self.input_label.setTextFormat(Qt.TextFormat.RichText)
+        self.fresh_button = QPushButton("Look at a fresh digit instead")
+        self.fresh_button.setToolTip("A fresh test digit noised to T/4, until the Reverse tab shows another frame")
         input_box = QGroupBox("Input")
-        QVBoxLayout(input_box).addWidget(self.input_label)
+        input_layout = QVBoxLayout(input_box)
+        input_layout.addWidget(self.input_label)
+        input_layout.addWidget(self.fresh_button)
 
         self.control_layout.addWidget(block_box)
         self.control_layout.addWidget(maps_box)
@@ -251,6 +256,7 @@ class UNetTab(DiffusionTab):
         self.channels_combo.currentIndexChanged.connect(self.show_block)
         self.shared_check.toggled.connect(self.show_block)
         self.feature_panel.hovered.connect(self._on_hover)
+        self.fresh_button.clicked.connect(self.use_fresh_digit)
 
     # ------------------------------------------------------------------ the chapter's interface
     def jobs(self) -> list[ViewJob]:
@@ -272,10 +278,15 @@ class UNetTab(DiffusionTab):
         """The Reverse tab shows another frame: look inside at it (now if the tab is open, else later)."""
         self.step = step
         self._stale = True
+        if self.active:  # else nothing, not even a label's text: this comes every frame while the Reverse tab plays
+            self._submit(with_features=True)
+
+    def use_fresh_digit(self) -> None:
+        """Look at the default input (a fresh digit at T/4) until the Reverse tab sends another frame."""
+        self.step = None
+        self._stale = True
         if self.active:
             self._submit(with_features=True)
-        else:
-            self._describe_input()
 
     # ------------------------------------------------------------------ computing
     def source(self) -> StepInput | DefaultInput:
@@ -379,6 +390,7 @@ class UNetTab(DiffusionTab):
                               f"the no-digit pass, guidance {step.guidance:g})")
             text = f"The <i>Reverse</i> tab's frame: step {step.index + 1} of {step.total}, t = {step.t}, {asked}."
         self.input_label.setText(text)
+        self.fresh_button.setEnabled(step is not None)
 
     def channel_at(self, column: int, row: int) -> int | None:
         """The channel of the grid tile under pixel (column, row), or None over a gap or outside."""

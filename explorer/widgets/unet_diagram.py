@@ -205,10 +205,11 @@ class UNetDiagram(QWidget):
         painter.setFont(bold)
         painter.drawText(QRectF(inner.x(), inner.y(), inner.width(), line), Qt.AlignmentFlag.AlignCenter, block.name)
         painter.setFont(plain)
-        kind = metrics.elidedText(block.kind, Qt.TextElideMode.ElideRight, int(inner.width()))
-        painter.setPen(QColor("#4a5060"))
-        painter.drawText(QRectF(inner.x(), inner.center().y() - line / 2, inner.width(), line),
-                         Qt.AlignmentFlag.AlignCenter, kind)
+        if inner.height() >= 3 * line:  # a short box (a small window) keeps the name and shape; the kind is in the tooltip
+            kind = metrics.elidedText(block.kind, Qt.TextElideMode.ElideRight, int(inner.width()))
+            painter.setPen(QColor("#4a5060"))
+            painter.drawText(QRectF(inner.x(), inner.center().y() - line / 2, inner.width(), line),
+                             Qt.AlignmentFlag.AlignCenter, kind)
         painter.setPen(QColor("#1d2230"))
         painter.drawText(QRectF(inner.x(), inner.bottom() - line, inner.width(), line), Qt.AlignmentFlag.AlignCenter,
                          shape_text(block.shape_out))
@@ -260,15 +261,21 @@ class UNetDiagram(QWidget):
     def _paint_skips(self, painter: QPainter) -> None:
         """Skip connections: dashed arrows straight across the U, from a down block to its up partner."""
         pen = QPen(QColor(SKIP_COLOUR), 1.3, Qt.PenStyle.DashLine)
-        for source, target in self.skip_arrows():
+        arrows = self.skip_arrows()
+        shapes = [shape_text(self._block(source).shape_out) for source, _ in arrows]
+        room = min((self._rects[t].left() - self._rects[s].right() - 12 for s, t in arrows), default=0)
+        # One wording for every skip: the longest that fits them all.
+        form = next((f for f in ("skip: {}, concatenated", "skip {}", "{}")
+                     if all(painter.fontMetrics().horizontalAdvance(f.format(shape)) <= room for shape in shapes)), "")
+        for source, target in arrows:
             a, b = self._rects[source], self._rects[target]
             y = a.center().y() + a.height() * 0.22
             start, end = QPointF(a.right(), y), QPointF(b.left(), y)
             painter.setPen(pen)
             self._arrow(painter, start, end, colour=SKIP_COLOUR)
             painter.setPen(QColor(SKIP_COLOUR))
-            painter.drawText(QRectF(start.x(), y - 16, end.x() - start.x(), 14), Qt.AlignmentFlag.AlignCenter,
-                             f"skip: {shape_text(self._block(source).shape_out)}, concatenated")
+            label = form.format(shape_text(self._block(source).shape_out))
+            painter.drawText(QRectF(start.x(), y - 16, end.x() - start.x(), 14), Qt.AlignmentFlag.AlignCenter, label)
 
     def _paint_embedding(self, painter: QPainter) -> None:
         """The timestep (+ class) embedding: a box under the down path, and a line to every res block."""

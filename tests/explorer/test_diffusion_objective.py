@@ -92,6 +92,24 @@ def test_dragging_t_changes_the_mse_and_the_images(tab, qtbot):
     assert tab.marker.value() == 900
 
 
+def test_arrow_keys_move_t_only_while_the_tab_is_current(tab, qtbot):
+    from PySide6.QtCore import Qt
+    from PySide6.QtTest import QTest
+
+    move_t(tab, qtbot, 300)
+    tab.activateWindow()
+    tab.set_active(False)
+    QTest.keyClick(tab, Qt.Key.Key_Right)
+    assert tab.t == 300
+    tab.set_active(True)
+    QTest.keyClick(tab, Qt.Key.Key_Right)
+    QTest.keyClick(tab, Qt.Key.Key_Right)
+    assert tab.t == 320
+    QTest.keyClick(tab, Qt.Key.Key_Left)
+    qtbot.waitUntil(lambda: not tab.job.busy and tab.result.prediction.t == 310, timeout=WAIT_MS)
+    tab.set_active(False)
+
+
 def test_new_noise_and_the_next_digit_of_a_class(tab, qtbot):
     move_t(tab, qtbot, 250)
     before = shown(tab)

@@ -154,6 +154,21 @@ def test_closing_while_training_is_clean(tab, qtbot):
     assert tab.holder.origin == "shipped" and tab.trained is None
 
 
+def test_a_diverging_run_says_so_and_keeps_the_model_in_use(tab, qtbot, monkeypatch):
+    from models import diffusion
+
+    def nan_loss(*args, **kwargs):
+        value = torch.tensor(float("nan"), requires_grad=True)
+        return {"loss": value, "mse": value.detach()}
+
+    monkeypatch.setattr(diffusion, "diffusion_loss", nan_loss)
+    train(tab, qtbot, 5)
+    assert "Training stopped" in tab.status.text() and "smaller learning rate" in tab.status.text()
+    assert tab.session.failed and tab.trained is None
+    assert not tab.resume_button.isEnabled() and not tab.use_button.isEnabled() and tab.start_button.isEnabled()
+    assert tab.holder.origin == "shipped"
+
+
 def test_choosing_where_to_start_sets_the_learning_rate_and_settings_round_trip(tab, tmp_path):
     tab.start_buttons[False].setChecked(True)
     assert tab.lr_spin.value() == pytest.approx(2e-3)

@@ -10,7 +10,7 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 import pyqtgraph as pg
 from PySide6.QtCore import QSettings, Qt
-from PySide6.QtGui import QKeySequence
+from PySide6.QtGui import QKeySequence, QShortcut
 from PySide6.QtWidgets import (
     QButtonGroup,
     QComboBox,
@@ -38,6 +38,7 @@ IMAGE_LEVELS = (-1.0, 1.0)  # x₀ and x_t in model units
 ERROR_LEVELS = (-1.0, 1.0)  # ε̂ − ε drawn 3× stronger than ε: it is small
 CURVE_DIGITS = 192  # fresh digits the loss-against-t curve averages over
 CURVE_SEED = 7
+T_KEY_STEP = 10  # ← and → move t this much
 PANELS = {
     "x0": "x₀: the clean digit",
     "noise": "ε: the true noise",
@@ -102,6 +103,7 @@ class ObjectiveTab(DiffusionTab):
         self._curves: dict[tuple, tuple[list[int], list[float]]] = {}  # finished curves, by key
         self._build_controls()
         self._build_views()
+        self._build_shortcuts()
         self._connect()
 
     # ------------------------------------------------------------------ building
@@ -125,7 +127,8 @@ class ObjectiveTab(DiffusionTab):
         self.t_slider.setRange(0, 999)
         self.t_slider.setValue(300)
         self.t_slider.setPageStep(50)
-        self.t_slider.setToolTip("The timestep: how much noise is mixed in. 0 is almost clean, T − 1 almost pure noise")
+        self.t_slider.setToolTip("The timestep: how much noise is mixed in. 0 is almost clean, T − 1 almost "
+                                 f"pure noise (← and → move it by {T_KEY_STEP})")
         self.seed_spin = QSpinBox()
         self.seed_spin.setRange(0, MAX_SEED)
         self.seed_spin.setKeyboardTracking(False)
@@ -217,6 +220,14 @@ class ObjectiveTab(DiffusionTab):
         layout.addWidget(self.plot, 3)
         layout.addWidget(self.hint)
 
+    def _build_shortcuts(self) -> None:
+        # Window-wide keys, enabled only while this tab is current (set_active).
+        keys = {Qt.Key.Key_Left: lambda: self.nudge_t(-T_KEY_STEP), Qt.Key.Key_Right: lambda: self.nudge_t(T_KEY_STEP)}
+        self.shortcuts = [QShortcut(QKeySequence(key), self, action, context=Qt.ShortcutContext.WindowShortcut)
+                          for key, action in keys.items()]
+        for shortcut in self.shortcuts:
+            shortcut.setEnabled(False)
+
     def _connect(self) -> None:
         self.class_combo.currentIndexChanged.connect(self._on_class_changed)
         self.previous_button.clicked.connect(lambda: self.step_digit(-1))
@@ -233,6 +244,9 @@ class ObjectiveTab(DiffusionTab):
 
     def set_t(self, t: int) -> None:
         self.t_slider.setValue(int(t))
+
+    def nudge_t(self, delta: int) -> None:
+        self.set_t(min(self.t_slider.maximum(), max(0, self.t + delta)))
 
     @property
     def label_given(self) -> bool:
@@ -382,6 +396,8 @@ class ObjectiveTab(DiffusionTab):
 
     def set_active(self, active: bool) -> None:
         super().set_active(active)
+        for shortcut in self.shortcuts:
+            shortcut.setEnabled(active)
         if active:
             self.update_curve()  # goes on where it stopped
         else:

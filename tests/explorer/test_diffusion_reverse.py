@@ -145,6 +145,7 @@ def test_stepping_back_shows_the_cached_frame_and_never_samples_again(qtbot, tab
         assert f"t = {step.t}" in tab.titles["x_t"].text()
         assert f"{expected + 1}/10" in tab.titles["x_t"].text()
         assert tab.scrubber.value() == expected
+        assert tab.position_label.text() == f"step {expected + 1} / 10"
         assert shown[-1].t == step.t and shown[-1].index == expected and shown[-1].total == 10
         assert np.array_equal(shown[-1].x_t, step.x_t[0].astype(np.float32))
     tab.step_back()  # at the first step already

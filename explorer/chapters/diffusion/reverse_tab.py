@@ -568,8 +568,7 @@ class ReverseTab(DiffusionTab):
             f"{', the final image' if final else ''}; ε̂ drawn ±{EPS_RANGE:g}, the update ±{reach:.2g})"
         )
         self.marker.setValue(0 if final else step.t)
-        total = self.cache.total
-        self.position_label.setText(f"{min(self.position, total)} / {total}" + (" ✓" if self.cache.complete else ""))
+        self.position_label.setText("x₀, the end" if final else f"step {step.index + 1} / {step.total}")
         self.frameShown.emit(StepInput(
             x_t=np.ascontiguousarray(step.x_t[i], dtype=np.float32), t=step.t,
             label=self.run.digit, guidance=self.run.guidance, index=step.index, total=step.total))

@@ -330,3 +330,44 @@ def test_settings_round_trip(qtbot, tab, tmp_path):
     other.shutdown()
     shiboken6.delete(other.controls)
     shiboken6.delete(other)
+
+
+def test_in_the_chapter_only_the_current_tab_samples_and_exports(qtbot):
+    from explorer.chapters.base import AppContext
+    from explorer.chapters.diffusion.chapter import DiffusionChapter
+    from models.images import load_builtin
+
+    chapter = DiffusionChapter(AppContext(image=load_builtin("coffee"), workers=WorkerPool()))
+    try:
+        chapter.resize(1230, 780)
+        chapter.show()
+        chapter.holder.install(tiny_model(), {}, "tiny test model")  # every tab follows; sampling is quick
+        reverse, compare = chapter.reverse_tab, chapter.compare_tab
+        assert reverse.cache is None and compare.caches == {}  # not shown yet: nothing sampled
+        reverse.steps_spin.setValue(10)
+        reverse.count_combo.setCurrentIndex(0)
+        seen: list[StepInput] = []
+        reverse.frameShown.connect(seen.append)
+        chapter.tabs.setCurrentIndex(chapter.REVERSE_TAB)
+        qtbot.waitUntil(lambda: not reverse.busy and reverse.cache is not None and reverse.cache.complete,
+                        timeout=WAIT_MS)
+        assert seen and seen[0].total == 10
+        assert reverse.controls.isVisible() and not compare.controls.isVisible()
+        job = chapter.export_job()
+        assert job.count == 11 and job.params["model"] == "tiny test model"
+        chapter.activateWindow()
+        qtbot.waitUntil(chapter.isActiveWindow, timeout=5000)
+        reverse.pause()
+        QTest.keyClick(chapter, Qt.Key.Key_Home)
+        assert reverse.position == 0
+        chapter.tabs.setCurrentIndex(chapter.COMPARE_TAB)
+        assert not reverse.busy and compare.busy  # the Compare tab samples now, the Reverse tab is idle
+        QTest.keyClick(chapter, Qt.Key.Key_End)  # the Compare tab's End: the Reverse tab stays put
+        assert reverse.position == 0 and compare.fraction == 1.0
+        compare.stop()
+        assert chapter.export_job() is None  # Compare's, and its runs are not complete
+    finally:
+        chapter.shutdown()
+        assert chapter.context.workers.stop_all(timeout_ms=WAIT_MS)  # the other tabs' views too
+        chapter.close()
+        shiboken6.delete(chapter)

@@ -194,6 +194,10 @@ def test_an_unconditional_model_in_use_takes_no_label_and_gets_its_own_curve(tab
     assert len(tab.curve_loss) == len(tab.curve_t)
     assert tab.curve_loss != shipped_curve
     assert tab.curve_loss[-1] > 0.5  # untrained: ε̂ is nowhere near ε, even where ε is easy
+    tab.holder.restore()
+    tab.refresh()
+    assert not tab.busy and tab.curve_loss == shipped_curve  # measured once per model
+    assert tab.label_buttons[True].isEnabled()
 
 
 def test_settings_round_trip(tab, qtbot, tmp_path):

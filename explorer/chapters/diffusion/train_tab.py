@@ -190,6 +190,9 @@ class TrainTab(DiffusionTab):
     def _on_start_choice(self, fine_tune: bool) -> None:
         self.lr_spin.setValue(LR_DEFAULTS[fine_tune])
 
+    def refresh(self) -> None:
+        self.t_plot.setXRange(0, self.holder.num_train_timesteps - 1, padding=0.02)
+
     # ------------------------------------------------------------------ runs
     @property
     def fine_tune(self) -> bool:

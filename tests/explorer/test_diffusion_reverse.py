@@ -304,9 +304,17 @@ def test_keys_work_while_the_tab_is_current(qtbot, tab):
     assert tab.playing
     QTest.keyClick(tab, Qt.Key.Key_Space)
     assert not tab.playing
+    # Enter in a spin box being typed in: the run takes the typed value.
+    tab.seed_spin.setFocus()
+    tab.seed_spin.lineEdit().selectAll()
+    QTest.keyClicks(tab.seed_spin, "17")
+    QTest.keyClick(tab.seed_spin, Qt.Key.Key_Return)
+    assert tab.run.seed == 17 and tab.busy
+    qtbot.waitUntil(lambda: not tab.busy, timeout=WAIT_MS)
+    tab.go_end()
     tab.set_active(False)  # another tab: the keys are theirs
     QTest.keyClick(tab, Qt.Key.Key_Home)
-    assert tab.position == 1
+    assert tab.position == 10
 
 
 def test_settings_round_trip(qtbot, tab, tmp_path):

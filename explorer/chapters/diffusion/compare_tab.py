@@ -254,6 +254,8 @@ class CompareTab(DiffusionTab):
 
     def generate(self) -> None:
         """Sample every column again (fewest steps first, one after the other)."""
+        for spin in (*self.steps_spins, self.seed_spin):
+            spin.interpretText()  # Enter reaches the shortcut, not the spin box being typed in
         self.restart_timer.stop()
         self._stop_worker()
         settings = self.column_settings()

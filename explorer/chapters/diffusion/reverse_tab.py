@@ -367,6 +367,8 @@ class ReverseTab(DiffusionTab):
 
     def generate(self) -> None:
         """Start a new run with the controls' settings (the old one stops)."""
+        for spin in (self.steps_spin, self.eta_spin, self.seed_spin):
+            spin.interpretText()  # Enter reaches the shortcut, not the spin box being typed in
         self.restart_timer.stop()
         self._stop_worker()
         settings = self.run_settings()

@@ -159,7 +159,7 @@ def test_the_loss_against_t_curve(tab, qtbot):
 def test_leaving_the_tab_pauses_the_curve_and_coming_back_finishes_it(tab, qtbot):
     from models.diffusion import loss_by_timestep
 
-    tab.curve_digits = 32  # slow enough to catch half-way
+    tab.curve_digits = 16  # slow enough to catch half-way
     tab.set_active(True)
     qtbot.waitUntil(lambda: len(tab.curve_loss) >= 2, timeout=WAIT_MS)
     tab.set_active(False)
@@ -171,7 +171,7 @@ def test_leaving_the_tab_pauses_the_curve_and_coming_back_finishes_it(tab, qtbot
     tab.set_active(True)
     qtbot.waitUntil(lambda: not tab.busy, timeout=WAIT_MS)
     assert len(tab.curve_loss) == len(tab.curve_t) == len(tab.curve.getData()[0])
-    images, labels = tab.digits.images[-32:], tab.digits.labels[-32:]
+    images, labels = tab.digits.images[-16:], tab.digits.labels[-16:]
     last = len(tab.curve_t) - 1
     expected = loss_by_timestep(tab.holder.model, images, [tab.curve_t[last]], seed=7 + last, class_labels=labels)
     assert tab.curve_loss[last] == pytest.approx(float(expected[0]), rel=1e-5)

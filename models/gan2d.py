@@ -1,0 +1,512 @@
+"""A GAN on 2-D points, as GAN Lab shows it: toy distributions, two small MLPs and their duel.
+
+Read top to bottom: the distributions, the networks, the losses, the trainer (one D step,
+one G step, or ``train_step`` = ``d_steps`` D steps then one G step), and the views the
+application draws (D's heat map over the plane, G's manifold, where G wants each sample
+to move)::
+
+    trainer = Gan2DTrainer(Gan2DHyper(), distribution="ring", seed=0)
+    for snapshot in trainer.run(steps=500):
+        print(snapshot.step, snapshot.losses)
+
+Every hyper-parameter is read at each step, so the application changes them while a run
+plays. Width, depth and noise size change the networks: the trainer then builds new ones
+(new random weights) at the next step and says so in ``trainer.notes``. The networks are
+tiny, so they always run on the CPU (faster there than on any accelerator).
+"""
+
+from __future__ import annotations
+
+import copy
+import math
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass
+
+import numpy as np
+import torch
+from torch import nn
+from torch.nn import functional as F
+
+from models.training import DivergedError
+
+DISTRIBUTIONS = ("ring", "grid", "line", "moons", "spiral", "drawn")
+DISTRIBUTION_TITLES = {
+    "ring": "Ring of 8 Gaussians",
+    "grid": "5 × 5 grid of Gaussians",
+    "line": "A line",
+    "moons": "Two moons",
+    "spiral": "Spiral",
+    "drawn": "Draw your own",
+}
+LOSSES = ("non-saturating", "least-squares", "hinge")
+OPTIMIZERS = ("adam", "sgd")
+NOISE_KINDS = ("gaussian", "uniform")
+PLANE = (-2.0, 2.0)  # the square of the plane every view shows, both axes
+DRAWN_NOISE = 0.04  # standard deviation around each drawn point
+REAL_POOL = 4096  # real points per run: batches are drawn from them, the view shows some
+
+
+# ---------------------------------------------------------------------- 1. the data
+def sample(distribution: str, n: int, rng: np.random.Generator, drawn: np.ndarray | None = None) -> np.ndarray:
+    """``n`` points of a toy distribution as float32 (n, 2), inside ``PLANE``.
+
+    ``drawn`` (float (m, 2)) are the user's points for ``"drawn"``: each sample is one of
+    them picked at random plus a little Gaussian noise.
+    """
+    if distribution == "ring":  # 8 Gaussians on a circle
+        angle = 2 * np.pi * rng.integers(0, 8, n) / 8
+        points = 1.4 * np.stack([np.cos(angle), np.sin(angle)], 1) + 0.07 * rng.standard_normal((n, 2))
+    elif distribution == "grid":  # 5 × 5 Gaussians
+        centres = np.stack(np.meshgrid(np.linspace(-1.4, 1.4, 5), np.linspace(-1.4, 1.4, 5)), -1).reshape(-1, 2)
+        points = centres[rng.integers(0, 25, n)] + 0.05 * rng.standard_normal((n, 2))
+    elif distribution == "line":  # a slanted segment
+        t = rng.uniform(-1.0, 1.0, n)
+        points = np.stack([1.4 * t, 0.7 * t], 1) + 0.03 * rng.standard_normal((n, 2))
+    elif distribution == "moons":  # two interleaved half circles
+        upper = rng.random(n) < 0.5
+        angle = rng.uniform(0, np.pi, n)
+        x = np.where(upper, np.cos(angle), 1 - np.cos(angle))
+        y = np.where(upper, np.sin(angle), 0.5 - np.sin(angle))
+        points = 1.1 * np.stack([x - 0.5, y - 0.25], 1) + 0.05 * rng.standard_normal((n, 2))
+    elif distribution == "spiral":  # one arm, 1.5 turns
+        t = np.sqrt(rng.uniform(0.04, 1.0, n))
+        angle = 3 * np.pi * t
+        points = 1.6 * t[:, None] * np.stack([np.cos(angle), np.sin(angle)], 1) + 0.04 * rng.standard_normal((n, 2))
+    elif distribution == "drawn":
+        if drawn is None or len(drawn) == 0:
+            raise ValueError("draw some points first: click or drag on the plane")
+        drawn = np.asarray(drawn, dtype=np.float64).reshape(-1, 2)
+        points = drawn[rng.integers(0, len(drawn), n)] + DRAWN_NOISE * rng.standard_normal((n, 2))
+    else:
+        raise ValueError(f"unknown distribution {distribution!r}; choose one of {', '.join(DISTRIBUTIONS)}")
+    return np.clip(points, *PLANE).astype(np.float32)
+
+
+def ring_modes() -> np.ndarray:
+    """The 8 centres of the ring, float (8, 2): what the quality check measures against."""
+    angle = 2 * np.pi * np.arange(8) / 8
+    return 1.4 * np.stack([np.cos(angle), np.sin(angle)], 1)
+
+
+def mean_distance_to_modes(points: np.ndarray, modes: np.ndarray) -> float:
+    """Mean distance from each point to its nearest mode (0: every point sits on a mode)."""
+    distances = np.linalg.norm(points[:, None, :] - modes[None, :, :], axis=-1)  # (n, modes)
+    return float(distances.min(axis=1).mean())
+
+
+# ---------------------------------------------------------------------- 2. the networks
+@dataclass(frozen=True)
+class Gan2DConfig:
+    """What the networks are: changing any of these builds new ones."""
+
+    noise_dim: int = 2
+    width: int = 64
+    depth: int = 2  # hidden layers in each network
+
+
+def mlp(inputs: int, width: int, depth: int, outputs: int) -> nn.Sequential:
+    """``depth`` hidden layers of ``width`` units with LeakyReLU, then a linear output."""
+    layers: list[nn.Module] = []
+    for i in range(depth):
+        layers += [nn.Linear(inputs if i == 0 else width, width), nn.LeakyReLU(0.2)]
+    layers.append(nn.Linear(width if depth else inputs, outputs))
+    return nn.Sequential(*layers)
+
+
+class Generator(nn.Module):
+    """z (N, noise_dim) -> points (N, 2)."""
+
+    def __init__(self, config: Gan2DConfig) -> None:
+        super().__init__()
+        self.net = mlp(config.noise_dim, config.width, config.depth, 2)
+
+    def forward(self, z: torch.Tensor) -> torch.Tensor:
+        return self.net(z)
+
+
+class Discriminator(nn.Module):
+    """points (N, 2) -> logits (N,): large means "real"."""
+
+    def __init__(self, config: Gan2DConfig) -> None:
+        super().__init__()
+        self.net = mlp(2, config.width, config.depth, 1)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.net(x).squeeze(-1)
+
+
+# ---------------------------------------------------------------------- 3. the losses
+def d_loss(loss: str, real: torch.Tensor, fake: torch.Tensor) -> torch.Tensor:
+    """The discriminator's loss on its raw outputs for real and generated points."""
+    if loss == "non-saturating":  # -log D(x) - log(1 - D(G(z))), D = sigmoid
+        return F.softplus(-real).mean() + F.softplus(fake).mean()
+    if loss == "least-squares":  # (D(x) - 1)² + D(G(z))², halved
+        return 0.5 * ((real - 1) ** 2).mean() + 0.5 * (fake**2).mean()
+    if loss == "hinge":  # max(0, 1 - D(x)) + max(0, 1 + D(G(z)))
+        return F.relu(1 - real).mean() + F.relu(1 + fake).mean()
+    raise ValueError(f"unknown loss {loss!r}; choose one of {', '.join(LOSSES)}")
+
+
+def g_loss(loss: str, fake: torch.Tensor) -> torch.Tensor:
+    """The generator's loss on D's raw outputs for its points."""
+    if loss == "non-saturating":  # -log D(G(z)): strong gradients while D wins
+        return F.softplus(-fake).mean()
+    if loss == "least-squares":
+        return 0.5 * ((fake - 1) ** 2).mean()
+    if loss == "hinge":
+        return -fake.mean()
+    raise ValueError(f"unknown loss {loss!r}; choose one of {', '.join(LOSSES)}")
+
+
+def realness(loss: str, output: torch.Tensor) -> torch.Tensor:
+    """D's raw output as "how real" in [0, 1]: sigmoid for the log loss, the output clipped
+    to [0, 1] for least squares (its targets), (output + 1) / 2 clipped for hinge (±1)."""
+    if loss == "least-squares":
+        return output.clamp(0, 1)
+    if loss == "hinge":
+        return ((output + 1) / 2).clamp(0, 1)
+    return torch.sigmoid(output)
+
+
+# ---------------------------------------------------------------------- 4. training
+@dataclass
+class Gan2DHyper:
+    """Mutable: the trainer reads it at every step, so changes take effect while it runs."""
+
+    lr_d: float = 1e-3
+    lr_g: float = 1e-3
+    optimizer: str = "adam"  # "adam" (betas 0.5, 0.999) or "sgd"
+    loss: str = "non-saturating"
+    d_steps: int = 1  # D updates per G update in train_step
+    batch_size: int = 128
+    noise_dim: int = 2  # } these three change the networks:
+    width: int = 64  # } new ones are built (random weights)
+    depth: int = 2  # } at the next step
+    noise_kind: str = "gaussian"  # "gaussian" N(0, 1) or "uniform" U(-1, 1)
+
+    def config(self) -> Gan2DConfig:
+        return Gan2DConfig(noise_dim=int(self.noise_dim), width=int(self.width), depth=int(self.depth))
+
+
+@dataclass
+class Gan2DSnapshot:
+    """What the 2-D view draws between steps (numpy only, safe to pass between threads)."""
+
+    step: int  # G steps done
+    d_updates: int  # D steps done
+    losses: dict[str, float]  # means since the last snapshot: d_loss, g_loss, d_real, d_fake
+    real: np.ndarray  # float32 (n, 2)
+    fake: np.ndarray  # float32 (m, 2): G of the fixed noise
+    gradients: np.ndarray  # float32 (m, 2): -∂loss_G/∂x at each fake point
+    heat: np.ndarray  # float32 (res, res) D's realness over PLANE, row 0 at the bottom (y = PLANE[0])
+    manifold: np.ndarray  # float32 (lines, points, 2): G of a grid of noise space, as polylines
+    steps_per_second: float  # G steps per second since the last snapshot
+    elapsed_s: float
+    notes: tuple[str, ...] = ()  # what changed since the last snapshot, in plain words
+    done: bool = False
+
+
+def noise(kind: str, n: int, dim: int, generator: torch.Generator) -> torch.Tensor:
+    """(n, dim) noise: N(0, 1) or U(-1, 1)."""
+    if kind == "uniform":
+        return torch.rand(n, dim, generator=generator) * 2 - 1
+    if kind == "gaussian":
+        return torch.randn(n, dim, generator=generator)
+    raise ValueError(f"unknown noise kind {kind!r}; choose one of {', '.join(NOISE_KINDS)}")
+
+
+class Gan2DTrainer:
+    """G and D on a 2-D distribution, with separate D and G steps and live hyper-parameters.
+
+    Parameters
+    ----------
+    hyper
+        Read at every step (the caller may change it at any time).
+    distribution, drawn
+        What ``sample`` draws the real points from (``drawn`` for ``"drawn"``).
+    seed
+        Seeds the weights, the real points, the noise and the fixed noise that the view shows.
+    """
+
+    SHOWN = 512  # fixed-noise samples drawn (and real points shown)
+
+    def __init__(
+        self,
+        hyper: Gan2DHyper | None = None,
+        distribution: str = "ring",
+        drawn: np.ndarray | None = None,
+        seed: int = 0,
+    ) -> None:
+        self.hyper = hyper if hyper is not None else Gan2DHyper()
+        self.distribution, self.seed = distribution, seed
+        self.real_pool = torch.from_numpy(sample(distribution, REAL_POOL, np.random.default_rng(seed), drawn))
+        self.generator_rng = torch.Generator().manual_seed(seed)
+        self.step = 0  # G steps
+        self.d_updates = 0
+        self.notes: list[str] = []  # plain-words events since the caller last took them
+        self.config: Gan2DConfig | None = None
+        self._noise_kind = ""
+        self._optimizer_kind = ""
+        self._ensure()
+
+    # -------------------------------------------------------------- building
+    def _ensure(self) -> None:
+        """Apply hyper-parameters that change objects: networks, fixed noise, optimisers."""
+        hyper = self.hyper
+        config = hyper.config()
+        if config.noise_dim < 1 or config.width < 1 or config.depth < 0:
+            raise ValueError(f"impossible network: {config}")
+        if config != self.config:
+            torch.manual_seed(self.seed + 7919 * (self.config is not None))  # fresh weights, reproducible
+            first = self.config is None
+            self.generator, self.discriminator = Generator(config), Discriminator(config)
+            self.config, self._optimizer_kind, self._noise_kind = config, "", ""
+            if not first:
+                self.notes.append(
+                    f"New networks (noise {config.noise_dim}-D, width {config.width}, depth {config.depth}): "
+                    "they start again from random weights."
+                )
+        if hyper.noise_kind != self._noise_kind:
+            self.fixed_noise = noise(hyper.noise_kind, self.SHOWN, config.noise_dim, torch.Generator().manual_seed(self.seed + 1))
+            self._noise_kind = hyper.noise_kind
+        if hyper.optimizer != self._optimizer_kind:
+            if hyper.optimizer == "adam":
+                self.opt_d = torch.optim.Adam(self.discriminator.parameters(), lr=hyper.lr_d, betas=(0.5, 0.999), foreach=True)
+                self.opt_g = torch.optim.Adam(self.generator.parameters(), lr=hyper.lr_g, betas=(0.5, 0.999), foreach=True)
+            elif hyper.optimizer == "sgd":
+                self.opt_d = torch.optim.SGD(self.discriminator.parameters(), lr=hyper.lr_d, foreach=True)
+                self.opt_g = torch.optim.SGD(self.generator.parameters(), lr=hyper.lr_g, foreach=True)
+            else:
+                raise ValueError(f"unknown optimiser {hyper.optimizer!r}; choose one of {', '.join(OPTIMIZERS)}")
+            self._optimizer_kind = hyper.optimizer
+        for group in self.opt_d.param_groups:
+            group["lr"] = float(hyper.lr_d)
+        for group in self.opt_g.param_groups:
+            group["lr"] = float(hyper.lr_g)
+
+    def real_batch(self, n: int) -> torch.Tensor:
+        index = torch.randint(0, len(self.real_pool), (n,), generator=self.generator_rng)
+        return self.real_pool[index]
+
+    def noise_batch(self, n: int) -> torch.Tensor:
+        return noise(self.hyper.noise_kind, n, self.config.noise_dim, self.generator_rng)
+
+    # -------------------------------------------------------------- steps
+    def d_step(self) -> dict[str, float]:
+        """One discriminator update: {"d_loss", "d_real", "d_fake"} (mean realness)."""
+        self._ensure()
+        hyper, n = self.hyper, int(self.hyper.batch_size)
+        real = self.real_batch(n)  # (n, 2)
+        with torch.no_grad():
+            fake = self.generator(self.noise_batch(n))  # (n, 2), no gradient into G
+        out = self.discriminator(torch.cat([real, fake]))  # (2n,): one pass for both
+        out_real, out_fake = out[:n], out[n:]
+        loss = d_loss(hyper.loss, out_real, out_fake)
+        with torch.no_grad():
+            scores = torch.stack([loss, realness(hyper.loss, out_real).mean(), realness(hyper.loss, out_fake).mean()])
+        value, d_real, d_fake = scores.tolist()
+        self._check(value, "discriminator")
+        self.opt_d.zero_grad(set_to_none=True)
+        loss.backward()
+        self.opt_d.step()
+        self.d_updates += 1
+        return {"d_loss": value, "d_real": d_real, "d_fake": d_fake}
+
+    def g_step(self) -> dict[str, float]:
+        """One generator update (D's weights get no update): {"g_loss", "d_fake"}."""
+        self._ensure()
+        hyper, n = self.hyper, int(self.hyper.batch_size)
+        for p in self.discriminator.parameters():
+            p.requires_grad_(False)  # gradients flow through D to G, not into D
+        try:
+            out_fake = self.discriminator(self.generator(self.noise_batch(n)))  # (n,)
+            loss = g_loss(hyper.loss, out_fake)
+            with torch.no_grad():
+                value, d_fake = torch.stack([loss, realness(hyper.loss, out_fake).mean()]).tolist()
+            self._check(value, "generator")
+            self.opt_g.zero_grad(set_to_none=True)
+            loss.backward()
+            self.opt_g.step()
+        finally:
+            for p in self.discriminator.parameters():
+                p.requires_grad_(True)
+        self.step += 1
+        return {"g_loss": value, "d_fake": d_fake}
+
+    def train_step(self) -> dict[str, float]:
+        """``hyper.d_steps`` D updates, then one G update; the D figures are the last D step's."""
+        result: dict[str, float] = {}
+        for _ in range(max(1, int(self.hyper.d_steps))):
+            result = self.d_step()
+        g = self.g_step()
+        return {**result, "g_loss": g["g_loss"]}
+
+    def _check(self, loss: float, who: str) -> None:
+        # A NaN or Inf weight makes the next loss NaN or Inf: checking the loss is enough, and
+        # raising before the update leaves the weights as they were.
+        if not math.isfinite(loss):
+            raise DivergedError(
+                f"the {who}'s loss became {loss} at step {self.step + 1}: training diverged "
+                "(a learning rate too large, or a network that blew up)"
+            )
+
+    def weights_finite(self) -> bool:
+        """Whether every weight of G and D is a finite number."""
+        params = [*self.generator.parameters(), *self.discriminator.parameters()]
+        return bool(torch.isfinite(torch.stack([p.detach().sum() for p in params]).sum()))
+
+    # -------------------------------------------------------------- pretrained pair
+    def load_pair(self, pair: dict) -> None:
+        """Take the weights of ``pretrained_pair()`` (the hyper-parameters become the pair's)."""
+        for key, value in pair["hyper"].items():
+            setattr(self.hyper, key, value)
+        self._ensure()
+        self.generator.load_state_dict(pair["generator"])
+        self.discriminator.load_state_dict(pair["discriminator"])
+        self._optimizer_kind = ""  # fresh optimiser state
+        self._ensure()
+        self.step, self.d_updates = pair["steps"], pair["steps"] * pair["hyper"]["d_steps"]
+
+    # -------------------------------------------------------------- the views
+    def snapshot(self, losses: dict[str, float] | None = None, steps_per_second: float = 0.0,
+                 elapsed_s: float = 0.0, heat_side: int = 64, done: bool = False) -> Gan2DSnapshot:  # fmt: skip
+        """Everything the view draws, now."""
+        self._ensure()
+        fake, gradients = generator_gradients(self, self.fixed_noise)
+        notes, self.notes = tuple(self.notes), []
+        return Gan2DSnapshot(
+            step=self.step,
+            d_updates=self.d_updates,
+            losses=dict(losses or {}),
+            real=self.real_pool[: self.SHOWN].numpy().copy(),
+            fake=fake,
+            gradients=gradients,
+            heat=heat_map(self, heat_side),
+            manifold=manifold(self),
+            steps_per_second=steps_per_second,
+            elapsed_s=elapsed_s,
+            notes=notes,
+            done=done,
+        )
+
+    def run(self, steps: int | None = None, snapshot_every_s: float = 1 / 30,
+            max_steps_per_s: float | None = None) -> Iterator[Gan2DSnapshot]:  # fmt: skip
+        """Train ``steps`` more steps (None: until closed), yielding a snapshot at most every
+        ``snapshot_every_s`` (and at the end). ``max_steps_per_s`` slows it down to watch;
+        it may also be changed on the trainer (``self.max_steps_per_s``) while it runs.
+        Raises ``DivergedError`` on NaN or Inf."""
+        if max_steps_per_s is not None:
+            self.max_steps_per_s = max_steps_per_s
+        end = None if steps is None else self.step + steps
+        start = last = time.perf_counter()
+        sums: dict[str, float] = {}
+        count = 0
+        while end is None or self.step < end:
+            for key, value in self.train_step().items():
+                sums[key] = sums.get(key, 0.0) + value
+            count += 1
+            limit = getattr(self, "max_steps_per_s", None)
+            if limit:  # wait for the next step's turn, in slices so that stopping stays quick
+                wait_until = time.perf_counter() + 1.0 / limit
+                while (now := time.perf_counter()) < wait_until:
+                    time.sleep(min(wait_until - now, 0.02))
+            now = time.perf_counter()
+            finished = end is not None and self.step >= end
+            if now - last >= snapshot_every_s or finished:
+                means = {key: total / count for key, total in sums.items()}
+                yield self.snapshot(means, count / max(now - last, 1e-9), now - start, done=finished)
+                last, sums, count = time.perf_counter(), {}, 0
+
+
+# ---------------------------------------------------------------------- 5. the views (numpy)
+def plane_grid(side: int) -> np.ndarray:
+    """float32 (side*side, 2) cell centres of PLANE, row by row from the bottom (y = PLANE[0])."""
+    low, high = PLANE
+    step = (high - low) / side
+    axis = np.linspace(low + step / 2, high - step / 2, side, dtype=np.float32)
+    x, y = np.meshgrid(axis, axis)  # y varies along rows
+    return np.stack([x.ravel(), y.ravel()], 1)
+
+
+@torch.no_grad()
+def heat_map(trainer: Gan2DTrainer, side: int = 64) -> np.ndarray:
+    """D's realness in [0, 1] over a side × side grid of PLANE, float32, row 0 at y = PLANE[0]."""
+    out = trainer.discriminator(torch.from_numpy(plane_grid(side)))  # (side²,)
+    return realness(trainer.hyper.loss, out).reshape(side, side).numpy().astype(np.float32)
+
+
+def noise_grid(kind: str, dim: int, lines: int = 13, points: int = 33) -> np.ndarray:
+    """Polylines of a regular grid in noise space, float32 (L, points, dim).
+
+    The grid covers U(-1, 1) or ±2 standard deviations of N(0, 1) in the first two noise
+    dimensions, the others held at 0 (for a 1-D noise: one line).
+    """
+    extent = 1.0 if kind == "uniform" else 2.0
+    along = np.linspace(-extent, extent, points, dtype=np.float32)
+    across = np.linspace(-extent, extent, lines, dtype=np.float32)
+    if dim == 1:
+        return along.reshape(1, points, 1)
+    polylines = np.zeros((2 * lines, points, dim), dtype=np.float32)
+    polylines[:lines, :, 0] = along[None, :]  # lines of constant z₂
+    polylines[:lines, :, 1] = across[:, None]
+    polylines[lines:, :, 0] = across[:, None]  # lines of constant z₁
+    polylines[lines:, :, 1] = along[None, :]
+    return polylines
+
+
+@torch.no_grad()
+def manifold(trainer: Gan2DTrainer, lines: int = 13, points: int = 33) -> np.ndarray:
+    """G applied to ``noise_grid``: the warped grid of noise space, float32 (L, points, 2)."""
+    grid = noise_grid(trainer.hyper.noise_kind, trainer.config.noise_dim, lines, points)
+    out = trainer.generator(torch.from_numpy(grid.reshape(-1, grid.shape[-1])))  # (L·points, 2)
+    return out.reshape(grid.shape[0], points, 2).numpy().astype(np.float32)
+
+
+def generator_gradients(trainer: Gan2DTrainer, z: torch.Tensor) -> tuple[np.ndarray, np.ndarray]:
+    """G(z) and −∂loss_G/∂x at each of those points (where G wants to move them), float32 (n, 2) each.
+
+    The loss is summed over the points, so each gradient is that point's own.
+    """
+    with torch.no_grad():
+        points = trainer.generator(z)  # (n, 2)
+    points.requires_grad_(True)
+    with torch.enable_grad():
+        n = len(points)
+        loss = g_loss(trainer.hyper.loss, trainer.discriminator(points)) * n  # mean → sum
+        (gradient,) = torch.autograd.grad(loss, points)
+    return points.detach().numpy().astype(np.float32), (-gradient).numpy().astype(np.float32)
+
+
+# ---------------------------------------------------------------------- 6. a pretrained pair
+PRETRAINED_STEPS = 1500
+_pairs: dict[str, dict] = {}
+
+
+def pretrained_pair(distribution: str = "ring", steps: int = PRETRAINED_STEPS) -> dict:
+    """G and D trained ``steps`` steps on ``distribution`` with default hyper-parameters and seed 0.
+
+    Nothing is shipped: the pair is trained on first use (about 3 s on one CPU core) and
+    kept for the session. Returns {"hyper", "generator", "discriminator", "steps"}.
+    """
+    key = f"{distribution}-{steps}"
+    if key not in _pairs:
+        hyper = Gan2DHyper()
+        trainer = Gan2DTrainer(hyper, distribution=distribution, seed=0)
+        for _ in range(steps):
+            trainer.train_step()
+        _pairs[key] = {
+            "hyper": {k: v for k, v in vars(hyper).items()},
+            "generator": copy.deepcopy(trainer.generator.state_dict()),
+            "discriminator": copy.deepcopy(trainer.discriminator.state_dict()),
+            "steps": steps,
+        }
+    return _pairs[key]
+
+
+__all__ = [
+    "DISTRIBUTIONS", "DISTRIBUTION_TITLES", "LOSSES", "NOISE_KINDS", "OPTIMIZERS", "PLANE",
+    "Discriminator", "Gan2DConfig", "Gan2DHyper", "Gan2DSnapshot", "Gan2DTrainer", "Generator",
+    "d_loss", "g_loss", "generator_gradients", "heat_map", "manifold", "mean_distance_to_modes",
+    "noise", "noise_grid", "plane_grid", "pretrained_pair", "realness", "ring_modes", "sample",
+]  # fmt: skip

@@ -33,7 +33,6 @@ from PySide6.QtWidgets import (
     QStyle,
     QToolButton,
     QVBoxLayout,
-    QWidget,
 )
 from superqt import QLabeledDoubleSlider
 

@@ -106,7 +106,8 @@ class TrainTab(DiffusionTab):
         self.stop_button = QPushButton("Stop")
         self.stop_button.setToolTip("Stop after the current step; Resume goes on from there")
         self.resume_button = QPushButton("Resume")
-        self.resume_button.setToolTip("Go on training the last run's model")
+        self.resume_button.setToolTip("Go on training the last run's model, with its batch size and learning rate: "
+                                      "to its target if it was stopped, else Steps more")
         self.progress = QProgressBar()
         self.progress.setFormat("step %v of %m")
         self.progress.setRange(0, self.steps_spin.value())
@@ -137,8 +138,12 @@ class TrainTab(DiffusionTab):
         use.addWidget(self.save_button)
         form.addRow(use)
         self.control_layout.addWidget(box)
-        note = QLabel("Training runs here, on this computer: a few steps per second on a CPU. "
-                      "The samples and the loss against t use the running average of the weights (EMA).")
+        note = QLabel(
+            "Training runs here, on this computer: a few steps per second on a CPU. The samples and the loss "
+            "against t use the running average of the weights (EMA). From scratch the loss falls fastest in the "
+            "first hundred steps, but after 300 steps (batch 32) the samples are still rough strokes: the shipped "
+            "model had 4,500 steps of 64 digits."
+        )
         note.setWordWrap(True)
         self.control_layout.addWidget(note)
 

@@ -117,6 +117,7 @@ class GanSession:
     coverage_counts: list[int] = field(default_factory=list)
     failed: str = ""
     image_count: int = 0  # training images; the batch size never exceeds it
+    coverage_samples: int = COVERAGE_SAMPLES
 
     @property
     def step(self) -> int:
@@ -161,13 +162,13 @@ def _initial_model(session: GanSession) -> tuple[DCGAN, Note | None]:
     return gan.DCGAN(gan.DCGANConfig()).to(session.device), note
 
 
-def _measure_coverage(trainer: GANTrainer, evaluator: Any, seed: int) -> CoveragePoint:
+def _measure_coverage(trainer: GANTrainer, evaluator: Any, count: int, seed: int) -> CoveragePoint:
     from models import gan
 
     model = trainer.model
     modes = [module.training for module in model.modules()]
     try:
-        shares = coverage_shares(gan.class_coverage(model, evaluator, count=COVERAGE_SAMPLES, seed=seed))
+        shares = coverage_shares(gan.class_coverage(model, evaluator, count=count, seed=seed))
     finally:  # measuring must not leave BatchNorm in eval mode for the next steps
         for module, mode in zip(model.modules(), modes):
             module.training = mode
@@ -223,7 +224,7 @@ def training_run(session: GanSession, steps: int, noise_seed: int) -> Iterator[A
             yield snapshot
             if session.evaluator is not None and time.monotonic() - measured >= COVERAGE_EVERY_S:
                 measured = time.monotonic()
-                yield _measure_coverage(trainer, session.evaluator, seed=noise_seed)
+                yield _measure_coverage(trainer, session.evaluator, session.coverage_samples, seed=noise_seed)
     except DivergedError as error:
         yield Failed(str(error), diverged=True)
     except ValueError as error:  # a setting the trainer refuses
@@ -265,7 +266,7 @@ class ImagesTab(GanTab):
 
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
-        self.data_count = self.DATA_COUNT
+        self.data_count, self.coverage_samples = self.DATA_COUNT, COVERAGE_SAMPLES
         self.max_frames, self.capture_every = MAX_FRAMES, CAPTURE_EVERY
         self.session: GanSession | None = None
         self.worker = None
@@ -517,6 +518,7 @@ class ImagesTab(GanTab):
             hyper=self.hyper(),
             device=self.device,
             data_count=self.data_count,
+            coverage_samples=self.coverage_samples,
         )
         if source != "digits":
             self.coverage.set_note("Class coverage is measured on digits only")
@@ -705,8 +707,8 @@ class ImagesTab(GanTab):
         session = self.session
         if session is not None:
             self._redraw_curves()
-            if not session.failed and session.trainer is not None:
-                self._capture_last(session.step)
+            if not session.failed and session.trainer is not None and self._latest is not None:
+                self._capture_last(self._latest.step)
                 how = "Stopped" if self._stopping else "Finished"
                 self.status.setText(
                     f"{how} at step {session.step:,}. <b>Resume</b> (Space) goes on with the same networks; "

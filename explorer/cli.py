@@ -11,6 +11,9 @@
     diffusion-explorer export reverse [--sampler ddpm|ddim --steps N --eta E --seed S --digit D --guidance G --panels] --out OUT
     diffusion-explorer train ddpm [--steps N --batch-size N --lr X --seed S] --out DIR
     diffusion-explorer eval ddpm [--sampler S --steps N --samples M]
+    diffusion-explorer train gan [--steps N --batch-size N --lr-d X --lr-g X --loss L --seed S] --out DIR
+    diffusion-explorer eval gan [--weights PATH --samples M --seed S]
+    diffusion-explorer export gan --mode 2d|images --steps N [--every K --seed S] --out OUT
 
 Each command is one small ``_add_<command>`` function that builds its parser
 and one ``_run_<command>`` function that does the work and returns an exit code.
@@ -123,6 +126,7 @@ def build_parser() -> argparse.ArgumentParser:
     _add_export_forward(sequences)
     _add_export_latent_walk(sequences)
     _add_export_reverse(sequences)
+    _add_export_gan(sequences)
     train = commands.add_parser(
         "train",
         help="train a model on generated data and save it (safetensors, JSON config, card)",
@@ -131,6 +135,7 @@ def build_parser() -> argparse.ArgumentParser:
     trainable = train.add_subparsers(dest="model", metavar="MODEL", required=True)
     _add_train_autoencoder(trainable)
     _add_train_ddpm(trainable)
+    _add_train_gan(trainable)
     evaluate = commands.add_parser(
         "eval",
         help="measure a model's quality and print it as JSON",
@@ -139,6 +144,7 @@ def build_parser() -> argparse.ArgumentParser:
     measurable = evaluate.add_subparsers(dest="model", metavar="MODEL", required=True)
     _add_eval_vae(measurable)
     _add_eval_ddpm(measurable)
+    _add_eval_gan(measurable)
     return parser
 
 
@@ -814,3 +820,231 @@ def _run_eval_ddpm(args: argparse.Namespace) -> int:
     report["seed"] = seed
     print(json.dumps(report, indent=2))
     return 0
+
+
+# ---------------------------------------------------------------------------
+# train gan
+
+_GAN_LOSSES = ("non-saturating", "least-squares", "hinge")  # models.gan.LOSSES (not imported here: torch)
+
+
+def _add_train_gan(models: argparse._SubParsersAction) -> None:
+    p = models.add_parser(
+        "gan",
+        help="the digits DCGAN (a generator against a discriminator)",
+        description="Train the digits DCGAN by the shipped recipe (Adam, one D step per G step) and save "
+        "DIR/NAME.safetensors, NAME.json and the NAME.md card with the evaluator's metrics on 256 samples. "
+        "Ctrl+C stops early and saves the steps trained so far (exit code 130).",
+    )
+    p.add_argument("--out", required=True, type=Path, metavar="DIR", help="folder for the weights")
+    p.add_argument("--name", default="dcgan-digits", metavar="NAME", help="file name (default dcgan-digits)")
+    p.add_argument("--steps", type=_positive_int, metavar="N", help="generator steps (default: the recipe's 3000)")
+    p.add_argument("--batch-size", type=_positive_int, default=64, metavar="N", help="images per step (default 64)")
+    p.add_argument("--lr-d", type=_positive_float, default=2e-4, metavar="X",
+                   help="the discriminator's Adam learning rate (default 0.0002)")
+    p.add_argument("--lr-g", type=_positive_float, default=2e-4, metavar="X",
+                   help="the generator's Adam learning rate (default 0.0002)")
+    p.add_argument("--loss", choices=_GAN_LOSSES, default="non-saturating", help="the GAN loss (default non-saturating)")
+    p.add_argument("--d-steps", type=_positive_int, default=1, metavar="N",
+                   help="discriminator steps per generator step (default 1)")
+    p.add_argument("--data", type=_positive_int, default=60_000, metavar="N",
+                   help="number of training digits (default 60000; cached after the first run)")
+    p.add_argument("--seed", type=int, default=0, help="seed of the data, weights and noise (default 0)")
+    p.add_argument("--eval-samples", type=_positive_int, default=256, metavar="M",
+                   help="samples for the card's metrics (default 256)")
+    p.add_argument("--no-eval", action="store_true", help="skip the quality metrics in the card")
+    _add_device_option(p)
+    p.set_defaults(run=_run_train_gan)
+
+
+def _run_train_gan(args: argparse.Namespace) -> int:
+    out: Path = args.out
+    if out.exists() and not out.is_dir():
+        return _fail(f"cannot write into '{out}': it is a file, not a folder")
+    existing = next(p for p in (out, *out.parents) if p.exists())
+    if not os.access(existing, os.W_OK):
+        return _fail(f"cannot write into '{out}': '{existing}' is not writable")
+    if args.seed < 0:
+        return _fail(f"--seed must be at least 0, got {args.seed}")
+    if args.batch_size < 2 or args.batch_size > args.data:
+        return _fail(f"--batch-size must be between 2 and --data ({args.data}), got {args.batch_size}")
+    if not args.no_eval and args.eval_samples < 10:
+        return _fail(f"--eval-samples must be at least 10, got {args.eval_samples}")
+    from models.gan import DEFAULT_STEPS, Recipe, train_dcgan
+    from models.training import DivergedError
+
+    recipe = Recipe(steps=args.steps or DEFAULT_STEPS, batch_size=args.batch_size, lr_d=args.lr_d, lr_g=args.lr_g,
+                    loss=args.loss, d_steps=args.d_steps, data_count=args.data, seed=args.seed)
+    device = _device(args.device)
+    command = " ".join([PROG, "train", *sys.argv[2:]]) if sys.argv[1:2] == ["train"] else ""
+    progress = _Progress(recipe.steps, sys.stderr)
+    try:
+        result = train_dcgan(recipe, out, name=args.name, device=device, evaluate=not args.no_eval,
+                             eval_samples=args.eval_samples, command=command,
+                             on_snapshot=lambda s, _: progress.update(s.step))
+    except DivergedError as exc:
+        progress.done()
+        return _fail(f"{exc}")
+    progress.done()
+    timing = f"{result.wall_s:.0f} s, {result.cpu_s:.0f} s CPU"
+    losses = ", ".join(f"{k} {v:.3f}" for k, v in result.losses.items())
+    if result.interrupted:
+        print(f"Stopped at step {result.steps} of {recipe.steps} ({timing}): {losses}; weights so far in {result.path}")
+        return EXIT_INTERRUPTED
+    print(f"Trained {args.name} for {result.steps} steps ({timing}): {losses}; weights in {result.path}")
+    return 0
+
+
+# ---------------------------------------------------------------------------
+# eval gan
+
+
+def _add_eval_gan(models: argparse._SubParsersAction) -> None:
+    p = models.add_parser(
+        "gan",
+        help="the evaluator's verdict on the DCGAN's digits",
+        description="Generate M digits with the DCGAN and print JSON: confident_fraction, "
+        "real_confident_fraction, class_entropy (nats), fd, fd_real, with the goals "
+        "(confident ≥ 0.6 × real, entropy ≥ 0.9·ln 10, fd ≤ 5 × fd_real) and meets_goals.",
+    )
+    p.add_argument("--weights", default="dcgan-digits", metavar="PATH",
+                   help="DCGAN weights (.safetensors) or the shipped name dcgan-digits (default)")
+    p.add_argument("--samples", type=_positive_int, default=256, metavar="M",
+                   help="digits generated (default 256; at least 10)")
+    p.add_argument("--seed", type=int, default=None, metavar="S", help="seed of the noise (default: the held-out seed)")
+    _add_device_option(p)
+    p.set_defaults(run=_run_eval_gan)
+
+
+def _run_eval_gan(args: argparse.Namespace) -> int:
+    if args.samples < 10:
+        return _fail(f"--samples must be at least 10, got {args.samples}")
+    if args.seed is not None and args.seed < 0:
+        return _fail(f"--seed must be at least 0, got {args.seed}")
+    from models.gan import EVAL_SEED, load_dcgan, quality_metrics
+
+    device = _device(args.device)
+    model, _ = load_dcgan(args.weights, device=device)
+    seed = EVAL_SEED if args.seed is None else args.seed
+    report = quality_metrics(model, args.samples, seed=seed)
+    report["weights"] = str(args.weights)
+    print(json.dumps(report, indent=2))
+    return 0
+
+
+# ---------------------------------------------------------------------------
+# export gan
+
+_GAN2D_DISTRIBUTIONS = ("ring", "grid", "line", "moons", "spiral")  # models.gan2d.DISTRIBUTIONS, less "drawn"
+_REAL_RGB = (60, 200, 90)  # real points: green
+_FAKE_RGB = (200, 60, 220)  # generated points: purple
+
+
+def _add_export_gan(sequences: argparse._SubParsersAction) -> None:
+    p = sequences.add_parser(
+        "gan",
+        help="a GAN training timelapse, from scratch: the 2-D view or the digit samples",
+        description="Train a GAN from scratch for N generator steps and write a frame every K steps "
+        "(and before the first and after the last). --mode images: the DCGAN's samples of fixed noise "
+        "vectors, on digits; --mode 2d: the 2-D toy GAN, real points (green) and generated ones (purple) "
+        "over the discriminator's heat map (light: D says real). The same seed gives identical frames.",
+    )
+    p.add_argument("--mode", required=True, choices=("2d", "images"), help="2d: points on a plane; images: digits")
+    p.add_argument("--steps", required=True, type=_positive_int, metavar="N", help="generator steps to train")
+    p.add_argument("--every", type=_positive_int, metavar="K",
+                   help="a frame every K steps (default: about 25 frames in all)")
+    p.add_argument("--seed", type=int, default=0, help="seed of the weights, noise and data (default 0)")
+    p.add_argument("--distribution", choices=_GAN2D_DISTRIBUTIONS, default="ring",
+                   help="--mode 2d: the real distribution (default ring)")
+    p.add_argument("--samples", type=_positive_int, default=64, metavar="M",
+                   help="--mode images: fixed noise vectors shown, 8 per row (default 64)")
+    p.add_argument("--size", type=_positive_int, default=320, metavar="PX",
+                   help="--mode 2d: side of each frame in pixels (default 320)")
+    _add_output_options(p)
+    p.set_defaults(run=_run_export_gan)
+
+
+def _run_export_gan(args: argparse.Namespace) -> int:
+    if args.seed < 0:
+        return _fail(f"--seed must be at least 0, got {args.seed}")
+    if args.steps > 100_000:
+        return _fail(f"--steps is at most 100000, got {args.steps}")
+    every = args.every or max(1, args.steps // 24)
+    if every > args.steps:
+        return _fail(f"--every ({every}) is larger than --steps ({args.steps})")
+    if args.samples > 256:
+        return _fail(f"--samples is at most 256, got {args.samples}")
+    if not 64 <= args.size <= 2048:
+        return _fail(f"--size must be between 64 and 2048 pixels, got {args.size}")
+    _check_output(args)
+    from models.gan import capture_steps
+
+    shown = capture_steps(args.steps, every)
+    params = {"sequence": "gan", "mode": args.mode, "steps": args.steps, "every": every, "seed": args.seed,
+              "frame_steps": shown}
+    if args.mode == "images":
+        frames = _gan_image_frames(args, every, params)
+    else:
+        frames = _gan_2d_frames(args, shown, params)
+    return _write_sequence(frames, len(shown), params, args)
+
+
+def _gan_image_frames(args: argparse.Namespace, every: int, params: dict) -> Iterable[np.ndarray]:
+    from dataclasses import asdict
+
+    from models.gan import DCGANConfig, GANHyper, sample_grid, training_timelapse
+
+    _device("cpu")
+    hyper = GANHyper()
+    params.update({"model": "DCGAN", "config": asdict(DCGANConfig()), "hyper": asdict(hyper),
+                   "data": "make_digits(20000, seed=0)", "samples": args.samples,
+                   "frames_show": "the generator's images of the same fixed noise vectors, 8 per row, 2× enlarged"})
+    for _, images in training_timelapse(args.steps, every, seed=args.seed, samples=args.samples, hyper=hyper):
+        yield sample_grid(images, columns=min(8, args.samples))
+
+
+def _gan_2d_frames(args: argparse.Namespace, shown: list[int], params: dict) -> Iterable[np.ndarray]:
+    from dataclasses import asdict
+
+    from models.gan2d import PLANE, Gan2DHyper, Gan2DTrainer
+
+    _device("cpu")
+    hyper = Gan2DHyper()
+    trainer = Gan2DTrainer(hyper, distribution=args.distribution, seed=args.seed)
+    params.update({"model": "2-D GAN (MLPs)", "distribution": args.distribution, "hyper": asdict(hyper),
+                   "plane": list(PLANE), "side": args.size,
+                   "frames_show": "real points (green), generated points (purple), "
+                   "the discriminator's realness as the background (dark: fake, light: real)"})
+    for step in shown:
+        while trainer.step < step:
+            trainer.train_step()
+        snapshot = trainer.snapshot()
+        yield _render_2d(snapshot.real, snapshot.fake, snapshot.heat, PLANE, args.size)
+
+
+def _render_2d(real: np.ndarray, fake: np.ndarray, heat: np.ndarray | None, plane: tuple[float, float],
+               size: int) -> np.ndarray:
+    """Real and generated points over D's heat map (realness, row 0 at the bottom), as uint8 (size, size, 3)."""
+    from PIL import Image, ImageDraw
+
+    if heat is None:
+        canvas = Image.new("RGB", (size, size), (24, 24, 28))
+    else:
+        level = np.clip(heat[::-1], 0, 1)[..., None]  # (res, res, 1), row 0 at the top now
+        dark, light = np.array([30, 20, 45], np.float32), np.array([200, 235, 205], np.float32)
+        colours = (dark + level * (light - dark)).astype(np.uint8)  # (res, res, 3)
+        canvas = Image.fromarray(colours, "RGB").resize((size, size), Image.Resampling.BILINEAR)
+    draw = ImageDraw.Draw(canvas)
+    low, high = plane
+    radius = max(1.5, size / 160)
+
+    def dots(points: np.ndarray, fill: tuple[int, int, int]) -> None:
+        xs = (points[:, 0] - low) / (high - low) * size
+        ys = (high - points[:, 1]) / (high - low) * size  # y up
+        for x, y in zip(xs, ys):
+            if np.isfinite(x) and np.isfinite(y):
+                draw.ellipse((x - radius, y - radius, x + radius, y + radius), fill=fill)
+
+    dots(real, _REAL_RGB)
+    dots(fake, _FAKE_RGB)
+    return np.asarray(canvas, dtype=np.uint8).copy()

@@ -57,6 +57,7 @@ __all__ = [
     "GANSnapshot",
     "GANTrainer",
     "WeightsError",
+    "capture_steps",
     "class_coverage",
     "d_probabilities",
     "fixed_noise",
@@ -64,8 +65,11 @@ __all__ = [
     "load_dcgan",
     "make_training_images",
     "quality_metrics",
+    "sample_grid",
     "save_dcgan",
     "shipped_path",
+    "train_dcgan",
+    "training_timelapse",
 ]
 
 KIND = "dcgan"
@@ -755,3 +759,42 @@ def card_metrics(model: DCGAN, samples: int = 256) -> dict[str, Any]:
     entry = {k: round(report[k], 4) if isinstance(report[k], float) else report[k] for k in keys}
     entry["meets_goals"] = all(report["meets_goals"].values())
     return entry
+
+
+# =========================================================================== timelapse
+
+
+def capture_steps(steps: int, every: int) -> list[int]:
+    """The steps a timelapse shows: 0 (before training), every ``every``-th, and the last."""
+    if steps < 1 or every < 1:
+        raise ValueError(f"steps and every must be ≥ 1, not {steps} and {every}")
+    shown = list(range(0, steps + 1, every))
+    return shown if shown[-1] == steps else [*shown, steps]
+
+
+def sample_grid(images: np.ndarray, columns: int = 8, scale: int = 2, gap: int = 2) -> np.ndarray:
+    """uint8 (N, h, w) samples as one grey mosaic, ``columns`` wide, each enlarged ``scale`` times."""
+    big = images.repeat(scale, axis=1).repeat(scale, axis=2)  # (N, h·scale, w·scale)
+    count, h, w = big.shape
+    rows = -(-count // columns)
+    mosaic = np.full((rows * (h + gap) + gap, columns * (w + gap) + gap), 40, np.uint8)  # dark grey gaps
+    for i, image in enumerate(big):
+        row, column = divmod(i, columns)
+        mosaic[gap + row * (h + gap): gap + row * (h + gap) + h, gap + column * (w + gap): gap + column * (w + gap) + w] = image
+    return mosaic
+
+
+def training_timelapse(steps: int, every: int, seed: int = 0, samples: int = 64, source: str = "digits",
+                       config: DCGANConfig = DCGANConfig(), hyper: GANHyper | None = None,
+                       data_count: int = 20_000, device: str | torch.device = "cpu") -> Iterator[tuple[int, np.ndarray]]:
+    """Train a DCGAN from scratch and yield (step, uint8 (samples, S, S) of the fixed noise) at ``capture_steps``.
+
+    Deterministic by ``seed`` (weights, noise, batches, the fixed noise).
+    """
+    model = DCGAN(config, seed=seed)
+    trainer = GANTrainer(model, make_training_images(source, data_count), hyper or GANHyper(), seed=seed, device=device)
+    noise = fixed_noise(samples, config.latent_dim, seed)
+    for step in capture_steps(steps, every):
+        while trainer.step < step:
+            trainer.train_step()
+        yield step, generate(model, noise)

@@ -456,6 +456,8 @@ class ReverseTab(DiffusionTab):
         self.play_timer.start(round(1000 / self.fps_spin.value()))
 
     def pause(self) -> None:
+        if not self.playing:
+            return  # (stepping calls this every frame: no icon to repaint)
         self.playing = False
         self.play_button.setIcon(self.style().standardIcon(QStyle.StandardPixmap.SP_MediaPlay))
         self.play_timer.stop()

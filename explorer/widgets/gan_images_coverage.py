@@ -44,7 +44,7 @@ class CoveragePlot(pg.PlotWidget):
         _quiet_plot(plot)
         legend = " ".join(f"<span style='color:{c}'>{d}</span>" for d, c in enumerate(CLASS_COLORS))
         plot.setTitle(
-            f"Digits generated: {legend} <span style='color:#aaaaaa'>unsure</span> · black: classes covered",
+            f"Coverage {legend} <span style='color:#aaaaaa'>unsure</span> · black: classes",
             size="9pt",
         )
         plot.setLabel("bottom", "step")

@@ -165,10 +165,17 @@ def test_divergence_pauses_with_an_explanation_and_the_app_goes_on(tab, qtbot):
     assert tab.banner.isVisible() and "diverged" in tab.banner_label.text()
     assert "learning rate" in tab.banner_label.text()
     assert [m for m in tab.messages if "diverged" in m] == tab.messages[-1:]  # one message
-    assert not tab.resume_button.isEnabled() and tab.start_button.isEnabled()
+    assert tab.resume_button.isEnabled() and tab.start_button.isEnabled()
     shown = tab.grid_panel.image()
     assert np.array_equal(shown, tab._mosaic(tab.samples)) and shown.std() > 0  # the last good samples stay
     assert all(bool(torch.isfinite(p).all()) for p in tab.session.trainer.model.parameters())
+
+    # Resume: the form's learning rate replaces the bad one, and training goes on.
+    paused_at = tab.session.trainer.step
+    tab.resume()
+    assert not tab.banner.isVisible() and tab.session.trainer.hyper.lr_g == tab.lr_g_spin.value()
+    train_until(qtbot, tab, paused_at + 1)
+    stop(qtbot, tab)
 
     # Reset, then train again: a NaN weight this time.
     tab.banner_reset.click()

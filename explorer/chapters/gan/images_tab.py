@@ -115,7 +115,7 @@ class GanSession:
     coverage_steps: list[int] = field(default_factory=list)
     coverage_shares: list[np.ndarray] = field(default_factory=list)
     coverage_counts: list[int] = field(default_factory=list)
-    failed: str = ""
+    failed: str = ""  # why it cannot go on (bad data); a divergence only pauses it
     image_count: int = 0  # training images; the batch size never exceeds it
     coverage_samples: int = COVERAGE_SAMPLES
 
@@ -311,7 +311,10 @@ class ImagesTab(GanTab):
         self.origin_group.addButton(self.scratch_radio)
         self.seed_spin = QSpinBox()
         self.seed_spin.setRange(0, 9999)
-        self.seed_spin.setToolTip("Seed of the 64 fixed noise vectors shown in the grid (and of the training run)")
+        self.seed_spin.setToolTip(
+            "Seed of the 64 fixed noise vectors shown in the grid (and of a new run's batches); "
+            "a change applies at the next Start or Resume"
+        )
         origin = QHBoxLayout()
         origin.addWidget(self.shipped_radio)
         origin.addWidget(self.scratch_radio)
@@ -568,6 +571,9 @@ class ImagesTab(GanTab):
 
     def _run(self) -> None:
         session = self.session
+        self.apply_hyper()  # the form's values, whatever was written into the trainer's since
+        self.failure = ""
+        self.banner.hide()
         self.preview_job.cancel()
         self._preview_wanted = False
         self._stopping = False
@@ -675,16 +681,16 @@ class ImagesTab(GanTab):
 
     def _on_failed(self, item: Failed) -> None:
         session = self.session
-        session.failed = self.failure = item.text
+        self.failure = item.text
         if item.diverged:
             text = (
-                f"<b>Training diverged at step {session.step:,} and is paused:</b> {item.text}. "
-                "A loss or a weight became NaN or infinite, usually because a learning rate is too high "
-                "for the loss chosen. The samples shown are the last good ones. "
-                "Lower the learning rates, then press <b>Reset</b> and <b>Start</b>."
+                f"<b>Training diverged at step {session.step:,} and is paused.</b> {item.text.rstrip('. ')}. "
+                "A loss or a weight became NaN or infinite; the samples shown are the last good ones. "
+                "Lower the learning rates and press <b>Resume</b>, or <b>Reset</b> to start afresh."
             )
-            self.message.emit(f"GAN training diverged at step {session.step:,}: paused. Press Reset to start again.")
+            self.message.emit(f"GAN training diverged at step {session.step:,}: paused. Lower the learning rates, or Reset.")
         else:
+            session.failed = item.text
             text = f"<b>Training stopped:</b> {item.text.rstrip('. ')}. Press <b>Reset</b>, then Start."
             self.message.emit(item.text)
         self.banner_label.setText(text)
@@ -707,7 +713,7 @@ class ImagesTab(GanTab):
         session = self.session
         if session is not None:
             self._redraw_curves()
-            if not session.failed and session.trainer is not None and self._latest is not None:
+            if not self.failure and session.trainer is not None and self._latest is not None:
                 self._capture_last(self._latest.step)
                 how = "Stopped" if self._stopping else "Finished"
                 self.status.setText(

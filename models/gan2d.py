@@ -240,7 +240,8 @@ class Gan2DTrainer:
     ) -> None:
         self.hyper = hyper if hyper is not None else Gan2DHyper()
         self.distribution, self.seed = distribution, seed
-        self.real_pool = torch.from_numpy(sample(distribution, REAL_POOL, np.random.default_rng(seed), drawn))
+        self.set_real(distribution, drawn)
+        self.max_steps_per_s: float | None = None  # run() slows down to this (None: full speed)
         self.generator_rng = torch.Generator().manual_seed(seed)
         self.step = 0  # G steps
         self.d_updates = 0
@@ -248,11 +249,12 @@ class Gan2DTrainer:
         self.config: Gan2DConfig | None = None
         self._noise_kind = ""
         self._optimizer_kind = ""
-        self._ensure()
+        self._ensure(optimizers=False)
 
     # -------------------------------------------------------------- building
-    def _ensure(self) -> None:
-        """Apply hyper-parameters that change objects: networks, fixed noise, optimisers."""
+    def _ensure(self, optimizers: bool = True) -> None:
+        """Apply hyper-parameters that change objects: networks, fixed noise, optimisers
+        (their first construction imports torch._dynamo: seconds, so views skip it)."""
         hyper = self.hyper
         config = hyper.config()
         if config.noise_dim < 1 or config.width < 1 or config.depth < 0:
@@ -270,6 +272,8 @@ class Gan2DTrainer:
         if hyper.noise_kind != self._noise_kind:
             self.fixed_noise = noise(hyper.noise_kind, self.SHOWN, config.noise_dim, torch.Generator().manual_seed(self.seed + 1))
             self._noise_kind = hyper.noise_kind
+        if not optimizers:
+            return
         if hyper.optimizer != self._optimizer_kind:
             if hyper.optimizer == "adam":
                 self.opt_d = torch.optim.Adam(self.discriminator.parameters(), lr=hyper.lr_d, betas=(0.5, 0.999), foreach=True)
@@ -284,6 +288,12 @@ class Gan2DTrainer:
             group["lr"] = float(hyper.lr_d)
         for group in self.opt_g.param_groups:
             group["lr"] = float(hyper.lr_g)
+
+    def set_real(self, distribution: str, drawn: np.ndarray | None = None) -> None:
+        """New real data (e.g. more drawn points); G and D keep their weights. Safe to call
+        from another thread while ``run`` plays: the pool is swapped in one assignment."""
+        self.distribution = distribution
+        self.real_pool = torch.from_numpy(sample(distribution, REAL_POOL, np.random.default_rng(self.seed), drawn))
 
     def real_batch(self, n: int) -> torch.Tensor:
         index = torch.randint(0, len(self.real_pool), (n,), generator=self.generator_rng)
@@ -351,6 +361,10 @@ class Gan2DTrainer:
                 "(a learning rate too large, or a network that blew up)"
             )
 
+    def prepare(self) -> None:
+        """Build what the next step needs now (the optimisers): the first one takes seconds."""
+        self._ensure()
+
     def weights_finite(self) -> bool:
         """Whether every weight of G and D is a finite number."""
         params = [*self.generator.parameters(), *self.discriminator.parameters()]
@@ -370,9 +384,9 @@ class Gan2DTrainer:
 
     # -------------------------------------------------------------- the views
     def snapshot(self, losses: dict[str, float] | None = None, steps_per_second: float = 0.0,
-                 elapsed_s: float = 0.0, heat_side: int = 64, done: bool = False) -> Gan2DSnapshot:  # fmt: skip
+                 elapsed_s: float = 0.0, heat_side: int = 48, done: bool = False) -> Gan2DSnapshot:  # fmt: skip
         """Everything the view draws, now."""
-        self._ensure()
+        self._ensure(optimizers=False)
         fake, gradients = generator_gradients(self, self.fixed_noise)
         notes, self.notes = tuple(self.notes), []
         return Gan2DSnapshot(
@@ -406,7 +420,7 @@ class Gan2DTrainer:
             for key, value in self.train_step().items():
                 sums[key] = sums.get(key, 0.0) + value
             count += 1
-            limit = getattr(self, "max_steps_per_s", None)
+            limit = self.max_steps_per_s
             if limit:  # wait for the next step's turn, in slices so that stopping stays quick
                 wait_until = time.perf_counter() + 1.0 / limit
                 while (now := time.perf_counter()) < wait_until:
@@ -483,12 +497,13 @@ PRETRAINED_STEPS = 1500
 _pairs: dict[str, dict] = {}
 
 
-def pretrained_pair(distribution: str = "ring", steps: int = PRETRAINED_STEPS) -> dict:
+def pretrained_pair(distribution: str = "ring", steps: int | None = None) -> dict:
     """G and D trained ``steps`` steps on ``distribution`` with default hyper-parameters and seed 0.
 
     Nothing is shipped: the pair is trained on first use (about 3 s on one CPU core) and
     kept for the session. Returns {"hyper", "generator", "discriminator", "steps"}.
     """
+    steps = PRETRAINED_STEPS if steps is None else steps
     key = f"{distribution}-{steps}"
     if key not in _pairs:
         hyper = Gan2DHyper()

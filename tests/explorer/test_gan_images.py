@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import math
 
 import numpy as np
@@ -20,6 +21,7 @@ from explorer.chapters.gan.images_tab import (
     ImagesTab,
     coverage_shares,
 )
+from explorer.export import export_frames, params_path
 from explorer.workers import WorkerPool
 from models import gan
 from models.device import set_torch_threads
@@ -188,7 +190,7 @@ def test_divergence_pauses_with_an_explanation_and_the_app_goes_on(tab, qtbot):
     assert tab.banner.isVisible() and "diverged" in tab.banner_label.text()
 
 
-def test_export_job_holds_the_captured_timelapse(tab, qtbot):
+def test_export_job_holds_the_captured_timelapse(tab, qtbot, tmp_path):
     assert tab.export_job() is None  # nothing trained yet
     tab.capture_every = 1
     tab.start()
@@ -204,6 +206,12 @@ def test_export_job_holds_the_captured_timelapse(tab, qtbot):
     params = job.params
     assert params["data"] == "digits" and params["steps"] == tab.session.step and params["seed"] == 0
     assert params["hyper"]["batch_size"] == BATCH and params["hyper"]["loss"] == "non-saturating"
+
+    out = export_frames(job.iter_frames(), tmp_path / "timelapse.gif", job.params)  # as File → Export sequence
+    with Image.open(out) as gif:
+        assert gif.n_frames == job.count and gif.size == (side, side)
+    written = json.loads(params_path(out).read_text())
+    assert written["steps"] == tab.session.step and written["data"] == "digits"
 
 
 def test_the_timelapse_keeps_at_most_max_frames(tab):

@@ -276,14 +276,14 @@ class Gan2DTrainer:
             return
         if hyper.optimizer != self._optimizer_kind:
             if hyper.optimizer == "adam":
-                self.opt_d = torch.optim.Adam(self.discriminator.parameters(), lr=hyper.lr_d, betas=(0.5, 0.999), foreach=True)
-                self.opt_g = torch.optim.Adam(self.generator.parameters(), lr=hyper.lr_g, betas=(0.5, 0.999), foreach=True)
+                self.opt_d = torch.optim.Adam(self.discriminator.parameters(), lr=0.0, betas=(0.5, 0.999), foreach=True)
+                self.opt_g = torch.optim.Adam(self.generator.parameters(), lr=0.0, betas=(0.5, 0.999), foreach=True)
             elif hyper.optimizer == "sgd":
-                self.opt_d = torch.optim.SGD(self.discriminator.parameters(), lr=hyper.lr_d, foreach=True)
-                self.opt_g = torch.optim.SGD(self.generator.parameters(), lr=hyper.lr_g, foreach=True)
+                self.opt_d = torch.optim.SGD(self.discriminator.parameters(), lr=0.0, foreach=True)
+                self.opt_g = torch.optim.SGD(self.generator.parameters(), lr=0.0, foreach=True)
             else:
                 raise ValueError(f"unknown optimiser {hyper.optimizer!r}; choose one of {', '.join(OPTIMIZERS)}")
-            self._optimizer_kind = hyper.optimizer
+            self._optimizer_kind = hyper.optimizer  # (the rates are set just below, at every step)
         for group in self.opt_d.param_groups:
             group["lr"] = float(hyper.lr_d)
         for group in self.opt_g.param_groups:

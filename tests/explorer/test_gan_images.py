@@ -4,6 +4,9 @@ from __future__ import annotations
 
 import json
 import math
+import subprocess
+import sys
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -26,6 +29,7 @@ from explorer.workers import WorkerPool
 from models import gan
 from models.device import set_torch_threads
 
+REPO = Path(__file__).resolve().parents[2]
 WAIT_MS = 60_000  # generous: the test machine may be busy
 DATA_COUNT, BATCH = 64, 16  # tiny training runs
 GRID_PIXELS = GRID_SIDE * 28 + (GRID_SIDE - 1) * GRID_GAP
@@ -64,6 +68,12 @@ def train_until(qtbot, tab: ImagesTab, step: int) -> None:
 def stop(qtbot, tab: ImagesTab) -> None:
     tab.stop()
     qtbot.waitUntil(lambda: not tab.running, timeout=WAIT_MS)
+
+
+def test_importing_the_tab_does_not_import_torch():
+    code = "import sys, explorer.chapters.gan.images_tab, explorer.widgets.gan_images_coverage; print('torch' in sys.modules)"
+    result = subprocess.run([sys.executable, "-c", code], cwd=REPO, capture_output=True, text=True, check=True)
+    assert result.stdout.strip() == "False"
 
 
 def test_losses_and_batch_sizes_are_the_backends():
@@ -259,18 +269,39 @@ def test_from_shipped_without_the_weights_says_so_and_trains_from_scratch(tab, q
     assert any("could not be loaded" in m for m in tab.messages)
 
 
-@pytest.mark.skipif(not gan.shipped_path().exists(), reason="the shipped DCGAN is not there yet")
-def test_from_shipped_starts_with_the_shipped_weights(tab, qtbot):
-    shipped, _ = gan.load_dcgan()
+def test_from_shipped_shows_and_trains_the_shipped_pair(tab, qtbot, monkeypatch, tmp_path):
+    model = gan.DCGAN(gan.DCGANConfig(), seed=3)
+    path = gan.save_dcgan(model, tmp_path / "dcgan-digits.safetensors", {"description": "a stand-in"})
+    monkeypatch.setattr(gan, "shipped_path", lambda name="dcgan-digits": path)
+    tab.seed_spin.setValue(5)
     tab.set_active(True)  # shows the shipped samples of the fixed noise
-    qtbot.waitUntil(lambda: not tab.busy, timeout=WAIT_MS)
-    expected = gan.generate(shipped, gan.fixed_noise(64, shipped.config.latent_dim, 0))
+    qtbot.waitUntil(lambda: not tab.busy and tab.grid_panel.image().std() > 0, timeout=WAIT_MS)
+    expected = gan.generate(model, gan.fixed_noise(64, model.config.latent_dim, 5))
     assert np.array_equal(tab.grid_panel.image(), tab._mosaic(expected))
+    assert "shipped generator" in tab.status.text()
     tab.shipped_radio.setChecked(True)
     tab.start()
     qtbot.waitUntil(lambda: tab.session.trainer is not None, timeout=WAIT_MS)
     stop(qtbot, tab)
+    trainer = tab.session.trainer
     assert tab.session.origin == "the shipped pair"
+    # It started from those weights: each Adam update moves a weight by about the learning rate at most.
+    reach = 2e-4 * 1.5 * (trainer.d_updates + 1)
+    shipped = dict(model.named_parameters())
+    assert all((p.detach() - shipped[name]).abs().max() <= reach for name, p in trainer.model.named_parameters())
+
+
+@pytest.mark.skipif(not gan.shipped_path().exists(), reason="the shipped DCGAN is not there yet")
+def test_the_shipped_pair_covers_most_digit_classes(tab, qtbot):
+    tab.shipped_radio.setChecked(True)
+    tab.coverage_samples = 256
+    tab.start()
+    qtbot.waitUntil(lambda: tab.session is not None and len(tab.session.coverage_steps) > 0, timeout=WAIT_MS)
+    stop(qtbot, tab)
+    assert tab.session.origin == "the shipped pair"
+    # The shipped generator makes most digits: the first coverage point shows them.
+    assert tab.session.coverage_counts[0] >= 8
+    assert tab.session.coverage_shares[0][10] < 0.6
 
 
 def test_settings_round_trip(tab, qtbot, tmp_path):

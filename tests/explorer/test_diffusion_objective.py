@@ -21,7 +21,9 @@ WAIT_MS = 20_000  # generous: the test machine may be busy
 def parts(qapp):
     from models.autoencoder import FRESH_SEED
     from models.data import make_digits
+    from models.device import set_torch_threads
 
+    set_torch_threads(leave_for_gui=1)  # as the chapter does: on a busy 2-core machine, 2 threads are 20× slower
     model, meta, origin, note = load_shipped("cpu")
     assert not note, note
     images, labels = make_digits(TEST_COUNT, seed=FRESH_SEED, cache=True)

@@ -26,7 +26,9 @@ TINY = DiffusionConfig(unet=UNetConfig(channels=(8, 16), emb_dim=16, attention_h
 def parts(qapp):
     from models.autoencoder import FRESH_SEED
     from models.data import make_digits
+    from models.device import set_torch_threads
 
+    set_torch_threads(leave_for_gui=1)  # as the chapter does: on a busy 2-core machine, 2 threads are 20× slower
     model, meta, origin, note = load_shipped("cpu")
     assert not note, note
     images, labels = make_digits(TEST_COUNT, seed=FRESH_SEED, cache=True)
@@ -130,10 +132,13 @@ def test_save_writes_weights_whose_card_has_the_steps(tab, qtbot, tmp_path):
     assert (tmp_path / "mine.md").is_file() and (tmp_path / "mine.json").is_file()
 
 
-def test_fine_tuning_starts_from_the_model_in_use_and_leaves_it_alone(tab, qtbot):
+def test_fine_tuning_starts_from_the_model_in_use_and_leaves_it_alone(tab, qtbot, monkeypatch):
+    from explorer.chapters.diffusion import training
+
+    monkeypatch.setattr(training, "PREVIEW_STEPS", 3)  # the shipped U-Net: keep the previews short
     before = [p.detach().clone() for p in tab.holder.model.parameters()]
     tab.lr_spin.setValue(1e-3)
-    train(tab, qtbot, 2, scratch=False)
+    train(tab, qtbot, 1, scratch=False)
     assert tab.session.start.startswith("fine-tuned from the model in use")
     start = tab.session.probes[0]
     expected = [loss_by_timestep(tab.holder.model, tab.session.probe_images, [t], seed=11 + i,

@@ -338,7 +338,7 @@ class ObjectiveTab(DiffusionTab):
             else f"label {result.label}"
         self.equation.setText(
             f"t = {p.t}:&nbsp; x<sub>t</sub> = <b>{signal:.3f}</b>·x₀ + <b>{noise:.3f}</b>·ε"
-            f"&nbsp;&nbsp;&nbsp; ({told})&nbsp;&nbsp;&nbsp; MSE(ε̂, ε) = <b>{p.mse:.4f}</b>"
+            f"&nbsp;&nbsp;&nbsp; ({told})&nbsp;&nbsp;&nbsp; MSE(ε̂, ε) = <b>{p.mse:.3g}</b>"
         )
         self.marker.setValue(p.t)
         self.point.setData([p.t], [np.log10(max(p.mse, 1e-12))])

@@ -20,7 +20,7 @@ from __future__ import annotations
 import copy
 import math
 import time
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 
 import numpy as np
@@ -45,6 +45,8 @@ NOISE_KINDS = ("gaussian", "uniform")
 PLANE = (-2.0, 2.0)  # the square of the plane every view shows, both axes
 DRAWN_NOISE = 0.04  # standard deviation around each drawn point
 REAL_POOL = 4096  # real points per run: batches are drawn from them, the view shows some
+VIEWS = ("heat", "manifold", "gradients")  # what a snapshot may compute besides the points
+HEAT_SIDE = 48  # heat map cells per side
 
 
 # ---------------------------------------------------------------------- 1. the data
@@ -198,9 +200,9 @@ class Gan2DSnapshot:
     losses: dict[str, float]  # means since the last snapshot: d_loss, g_loss, d_real, d_fake
     real: np.ndarray  # float32 (n, 2)
     fake: np.ndarray  # float32 (m, 2): G of the fixed noise
-    gradients: np.ndarray  # float32 (m, 2): -∂loss_G/∂x at each fake point
-    heat: np.ndarray  # float32 (res, res) D's realness over PLANE, row 0 at the bottom (y = PLANE[0])
-    manifold: np.ndarray  # float32 (lines, points, 2): G of a grid of noise space, as polylines
+    gradients: np.ndarray | None  # float32 (m, 2): -∂loss_G/∂x at each fake point
+    heat: np.ndarray | None  # float32 (res, res) D's realness over PLANE, row 0 at the bottom (y = PLANE[0])
+    manifold: np.ndarray | None  # float32 (lines, points, 2): G of a grid of noise space, as polylines
     steps_per_second: float  # G steps per second since the last snapshot
     elapsed_s: float
     notes: tuple[str, ...] = ()  # what changed since the last snapshot, in plain words
@@ -242,6 +244,8 @@ class Gan2DTrainer:
         self.distribution, self.seed = distribution, seed
         self.set_real(distribution, drawn)
         self.max_steps_per_s: float | None = None  # run() slows down to this (None: full speed)
+        self.views: frozenset[str] = frozenset(VIEWS)  # what run()'s snapshots compute
+        self.heat_every = 1
         self.generator_rng = torch.Generator().manual_seed(seed)
         self.step = 0  # G steps
         self.d_updates = 0
@@ -294,6 +298,13 @@ class Gan2DTrainer:
         from another thread while ``run`` plays: the pool is swapped in one assignment."""
         self.distribution = distribution
         self.real_pool = torch.from_numpy(sample(distribution, REAL_POOL, np.random.default_rng(self.seed), drawn))
+
+    def shown_real(self) -> np.ndarray:
+        """The real points a view shows: the same array while the data stays the same."""
+        pool = self.real_pool
+        if getattr(self, "_shown_for", None) is not pool:
+            self._shown, self._shown_for = pool[: self.SHOWN].numpy().copy(), pool
+        return self._shown
 
     def real_batch(self, n: int) -> torch.Tensor:
         index = torch.randint(0, len(self.real_pool), (n,), generator=self.generator_rng)
@@ -384,20 +395,26 @@ class Gan2DTrainer:
 
     # -------------------------------------------------------------- the views
     def snapshot(self, losses: dict[str, float] | None = None, steps_per_second: float = 0.0,
-                 elapsed_s: float = 0.0, heat_side: int = 48, done: bool = False) -> Gan2DSnapshot:  # fmt: skip
-        """Everything the view draws, now."""
+                 elapsed_s: float = 0.0, views: Iterable[str] = VIEWS, done: bool = False) -> Gan2DSnapshot:  # fmt: skip
+        """What the view draws, now: the points and losses, and of the dearer ``views``
+        ("heat", "manifold", "gradients") those asked for (the others are None)."""
         self._ensure(optimizers=False)
-        fake, gradients = generator_gradients(self, self.fixed_noise)
+        views = set(views)
+        if "gradients" in views:
+            fake, gradients = generator_gradients(self, self.fixed_noise)
+        else:
+            with torch.no_grad():
+                fake, gradients = self.generator(self.fixed_noise).numpy().astype(np.float32), None
         notes, self.notes = tuple(self.notes), []
         return Gan2DSnapshot(
             step=self.step,
             d_updates=self.d_updates,
             losses=dict(losses or {}),
-            real=self.real_pool[: self.SHOWN].numpy().copy(),
+            real=self.shown_real(),
             fake=fake,
             gradients=gradients,
-            heat=heat_map(self, heat_side),
-            manifold=manifold(self),
+            heat=heat_map(self, HEAT_SIDE) if "heat" in views else None,
+            manifold=manifold(self) if "manifold" in views else None,
             steps_per_second=steps_per_second,
             elapsed_s=elapsed_s,
             notes=notes,
@@ -408,11 +425,14 @@ class Gan2DTrainer:
             max_steps_per_s: float | None = None) -> Iterator[Gan2DSnapshot]:  # fmt: skip
         """Train ``steps`` more steps (None: until closed), yielding a snapshot at most every
         ``snapshot_every_s`` (and at the end). ``max_steps_per_s`` slows it down to watch;
-        it may also be changed on the trainer (``self.max_steps_per_s``) while it runs.
+        it may also be changed on the trainer (``self.max_steps_per_s``) while it runs, as may
+        ``self.views`` (the views the snapshots hold) and ``self.heat_every`` (the heat map in
+        every n-th snapshot only: it is the dearest view to compute and to draw).
         Raises ``DivergedError`` on NaN or Inf."""
         if max_steps_per_s is not None:
             self.max_steps_per_s = max_steps_per_s
         end = None if steps is None else self.step + steps
+        snapshots = 0
         start = last = time.perf_counter()
         sums: dict[str, float] = {}
         count = 0
@@ -429,7 +449,11 @@ class Gan2DTrainer:
             finished = end is not None and self.step >= end
             if now - last >= snapshot_every_s or finished:
                 means = {key: total / count for key, total in sums.items()}
-                yield self.snapshot(means, count / max(now - last, 1e-9), now - start, done=finished)
+                views = set(self.views)
+                if snapshots % max(1, self.heat_every) and not finished:
+                    views.discard("heat")
+                snapshots += 1
+                yield self.snapshot(means, count / max(now - last, 1e-9), now - start, views, done=finished)
                 last, sums, count = time.perf_counter(), {}, 0
 
 

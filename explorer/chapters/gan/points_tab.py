@@ -45,8 +45,9 @@ DISTRIBUTIONS = (  # (key, title) as models.gan2d.DISTRIBUTION_TITLES
     ("drawn", "Draw your own"),
 )
 SPEEDS = (("Slow: 10 steps/s", 10.0), ("Medium: 50 steps/s", 50.0), ("Fast", 0.0))
-REDRAW_MS = 34  # at most ~30 redraws a second; snapshots in between only add to the curves
-SNAPSHOT_EVERY_S = 1 / 25  # each snapshot costs the worker a few ms (heat map, manifold, gradients)
+REDRAW_MS = 50  # at most 20 redraws a second; snapshots in between only add to the curves
+HEAT_EVERY = 2  # while playing, the heat map (the dearest view to compute and repaint) every other snapshot
+SNAPSHOT_EVERY_S = 1 / 20  # each snapshot costs the worker a few ms (heat map, manifold, gradients)
 MAX_FRAMES = 240  # timelapse frames kept; when full, every other one goes and the interval doubles
 MAX_CURVE_POINTS = 4000  # curve history; when full, every other point goes
 EXPORT_SIZE = 360
@@ -66,10 +67,12 @@ class Session:
     max_steps_per_s: float = 0.0
     trainer: Gan2DTrainer | None = None
     pretrained: bool = False
+    views: frozenset = frozenset(LAYERS)  # the layers on show: what snapshots compute while playing
     failed: str = ""
     announced: bool = False  # the pretrained pair's arrival was said
     steps: list[int] = field(default_factory=list)  # curve history, one entry per snapshot
     losses: dict[str, list[float]] = field(default_factory=dict)
+    last: dict[str, Any] = field(default_factory=dict)  # newest heat, manifold, (fake, gradients)
     frames: list[tuple] = field(default_factory=list)  # (step, real, fake, heat, manifold, gradients) for export
     frame_every: int = 20
     next_frame: int = 0
@@ -83,6 +86,7 @@ class Session:
             if self.pretrained:
                 trainer.load_pair(pretrained_pair("ring"))
             trainer.max_steps_per_s = self.max_steps_per_s or None
+            trainer.views, trainer.heat_every = self.views, HEAT_EVERY
             self.trainer = trainer
         return self.trainer
 
@@ -136,6 +140,8 @@ class PointsTab(GanTab):
         self._closed = False
         self._quiet = False
         self._view_shown = False  # the running view job has delivered its snapshot
+        self._shown_real: np.ndarray | None = None
+        self._dirty: set[str] = set()  # views with news since the last redraw
         self._build_controls()
         self._build_view()
         self._connect()
@@ -312,7 +318,7 @@ class PointsTab(GanTab):
         for combo in (self.optimizer_combo, self.loss_combo, self.noise_kind_combo):
             combo.currentIndexChanged.connect(self.apply_hyper)
         for name, box in self.layer_boxes.items():
-            box.toggled.connect(lambda on, name=name: self.plane.set_layer_visible(name, on))
+            box.toggled.connect(lambda on, name=name: self.show_layer(name, on))
         self._on_distribution_changed()
 
     # ------------------------------------------------------------------ state
@@ -333,6 +339,7 @@ class PointsTab(GanTab):
             max_steps_per_s=float(self.speed_combo.currentData()),
             pretrained=pretrained,
             frame_every=self.frame_every_spin.value(),
+            views=frozenset(n for n in LAYERS if self.plane.layer_visible(n)),
         )
 
     def _ready(self) -> bool:
@@ -362,6 +369,16 @@ class PointsTab(GanTab):
         self.layer_boxes["manifold"].setToolTip(manifold_tip)
         if not self.playing and not self._quiet:
             self.request_view()  # the heat map (loss), the manifold (noise) or new networks
+
+    def show_layer(self, name: str, shown: bool) -> None:
+        """Show or hide a layer; a hidden one is not computed while training plays."""
+        self.plane.set_layer_visible(name, shown)
+        views = frozenset(n for n in LAYERS if self.plane.layer_visible(n))
+        self.session.views = views
+        if self.session.trainer is not None:
+            self.session.trainer.views = views  # one assignment: safe while the worker reads it
+        if shown and not self.playing:
+            self.request_view()
 
     def _on_speed_changed(self) -> None:
         value = float(self.speed_combo.currentData())
@@ -487,7 +504,7 @@ class PointsTab(GanTab):
 
     def _reset_now(self, play: bool, pretrained: bool) -> None:
         self.session = self._new_session(pretrained)
-        self._latest = None
+        self._latest, self._dirty = None, set()
         self.curves.clear_curves()
         self.plane.clear_model()
         self.plane.show_message("")
@@ -551,6 +568,11 @@ class PointsTab(GanTab):
             if len(session.steps) > MAX_CURVE_POINTS:
                 session.steps = session.steps[::2]
                 session.losses = {key: values[::2] for key, values in session.losses.items()}
+        for name in ("heat", "manifold", "gradients"):  # the newest of each, drawn at the next redraw
+            value = getattr(snapshot, name)
+            if value is not None:
+                session.last[name] = (snapshot.fake, value) if name == "gradients" else value
+                self._dirty.add(name)
         if snapshot.step >= session.next_frame:
             self._capture(snapshot)
         if session.pretrained and not session.announced:
@@ -565,7 +587,9 @@ class PointsTab(GanTab):
 
     def _capture(self, snapshot: Gan2DSnapshot) -> None:
         session = self.session
-        session.frames.append((snapshot.step, snapshot.real, snapshot.fake, snapshot.heat, snapshot.manifold, snapshot.gradients))
+        last = session.last
+        gradients = snapshot.gradients if snapshot.gradients is not None else None
+        session.frames.append((snapshot.step, snapshot.real, snapshot.fake, last.get("heat"), last.get("manifold"), gradients))
         if len(session.frames) > MAX_FRAMES:  # bounded memory: keep every other one, capture half as often
             session.frames = session.frames[::2]
             session.frame_every *= 2
@@ -581,13 +605,17 @@ class PointsTab(GanTab):
         if self.distribution == "drawn" and len(self.drawn) == 0:
             plane.clear_model()
             return
-        plane.set_points(real=snapshot.real, fake=snapshot.fake)
-        if plane.layer_visible("heat"):
-            plane.set_heat(snapshot.heat)
-        if plane.layer_visible("manifold"):
-            plane.set_manifold(snapshot.manifold)
-        if plane.layer_visible("gradients"):
-            plane.set_gradients(snapshot.fake, snapshot.gradients)
+        if snapshot.real is not self._shown_real:  # the same array while the data is the same
+            plane.set_points(real=snapshot.real)
+            self._shown_real = snapshot.real
+        plane.set_points(fake=snapshot.fake)
+        last, dirty, self._dirty = self.session.last, self._dirty, set()
+        if "heat" in dirty:
+            plane.set_heat(last["heat"])
+        if "manifold" in dirty:
+            plane.set_manifold(last["manifold"])
+        if "gradients" in dirty:
+            plane.set_gradients(*last["gradients"])
         self.curves.set_history(self.session.steps, self.session.losses)
         rate = f" · {snapshot.steps_per_second:,.0f} steps/s" if self.playing and snapshot.steps_per_second else ""
         losses = snapshot.losses

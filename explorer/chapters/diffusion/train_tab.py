@@ -163,7 +163,7 @@ class TrainTab(DiffusionTab):
         self.t_plot.setLabel("bottom", "t")
         self.t_plot.showGrid(x=True, y=True, alpha=0.2)
         self.t_plot.setXRange(0, self.holder.num_train_timesteps - 1, padding=0.02)
-        self.t_plot.setYRange(-4.5, 0.3, padding=0)  # log10: 0.00003 … 2
+        self.t_plot.setYRange(-4.5, 0.5, padding=0)  # log10: 0.00003 … 3
         self.t_plot.setLabel("left", "MSE (log scale)")
         self.t_plot.addLegend(offset=(-10, 10))
         self.first_t_curve = self.t_plot.plot(pen=pg.mkPen("#999999", width=1.5, style=Qt.PenStyle.DashLine),

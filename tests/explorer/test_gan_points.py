@@ -237,7 +237,8 @@ def test_network_shape_change_builds_new_networks_and_says_so(qtbot, tab):
     assert "first two noise dimensions" in tab.layer_boxes["manifold"].toolTip()
 
 
-def test_pretrained_pair_starts_trained_on_the_ring(qtbot, tab, monkeypatch):
+def test_pretrained_pair_starts_trained_on_the_ring(qtbot, tab, monkeypatch, tmp_path):
+    monkeypatch.setenv("DIFFUSION_EXPLORER_CACHE", str(tmp_path))
     monkeypatch.setattr(gan2d, "PRETRAINED_STEPS", 40)
     monkeypatch.setattr(gan2d, "_pairs", {})
     tab.distribution_combo.setCurrentIndex(tab.distribution_combo.findData("moons"))

@@ -32,6 +32,10 @@ def same(a: list[torch.Tensor], b: list[torch.Tensor]) -> bool:
     return all(torch.equal(x, y) for x, y in zip(a, b))
 
 
+def same_state(a: dict, b: dict) -> bool:
+    return a.keys() == b.keys() and all(torch.equal(a[key], b[key]) for key in a)
+
+
 @pytest.fixture(autouse=True, scope="module")
 def one_torch_thread():
     """Tiny networks: one thread is fastest, and a busy machine's spinning OpenMP team is slow."""
@@ -202,10 +206,20 @@ def test_ring_quality_improves_in_a_few_hundred_steps():
     assert before > 1.0 and after < 0.6 * before
 
 
-def test_pretrained_pair_is_trained_once_and_loads(monkeypatch):
+def test_pretrained_pair_is_trained_once_cached_and_loads(monkeypatch, tmp_path):
+    monkeypatch.setenv("DIFFUSION_EXPLORER_CACHE", str(tmp_path))
     monkeypatch.setattr(gan2d, "_pairs", {})
     pair = gan2d.pretrained_pair("ring", steps=40)
     assert gan2d.pretrained_pair("ring", steps=40) is pair  # kept for the session
+    (cached,) = (tmp_path / "data").glob("gan2d-pair-*-ring-40.safetensors")
+    monkeypatch.setattr(gan2d, "_pairs", {})
+    again = gan2d.pretrained_pair("ring", steps=40)  # a new session: read from the cache
+    assert again is not pair and same_state(again["generator"], pair["generator"])
+    assert same_state(again["discriminator"], pair["discriminator"])
+    assert again["hyper"] == pair["hyper"] and again["steps"] == 40
+    cached.write_bytes(b"junk")  # a broken cache file: trained again, no error
+    monkeypatch.setattr(gan2d, "_pairs", {})
+    assert same_state(gan2d.pretrained_pair("ring", steps=40)["generator"], pair["generator"])
     trainer = Gan2DTrainer(Gan2DHyper(width=16, lr_d=0.5), "ring", seed=3)
     trainer.load_pair(pair)
     assert trainer.hyper.width == 64 and trainer.hyper.lr_d == pair["hyper"]["lr_d"] and trainer.step == 40

@@ -187,7 +187,7 @@ class PointsTab(GanTab):
         self.reset_button.setToolTip("Forget this run: G and D start again from random weights")
         self.pretrained_button = QPushButton("Start from a pretrained pair")
         self.pretrained_button.setToolTip(
-            "G and D already trained 1,500 steps on the ring (trained once, on first use: a few seconds)"
+            "G and D already trained 1,200 steps on the ring (trained on first use, a few seconds, then cached)"
         )
         self.readout = ReadoutLabel(lines=2)
         train = QGroupBox("Train")
@@ -510,7 +510,7 @@ class PointsTab(GanTab):
         self.plane.show_message("")
         self.readout.setText("step 0")
         if pretrained:
-            self.status.setText("Training the pretrained pair (once per session, a few seconds)…")
+            self.status.setText("Loading the pretrained pair (the first time it is trained: a few seconds)…")
         else:
             self.status.setText("New G and D with random weights. Press Play (Space) or step them.")
         self.request_view()

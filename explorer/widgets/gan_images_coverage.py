@@ -57,6 +57,10 @@ class CoveragePlot(pg.PlotWidget):
         plot.setXRange(0, 1, padding=0.0)
         self.setMinimumHeight(110)
         self._edges = [pg.PlotCurveItem(pen=pg.mkPen(None)) for _ in range(12)]  # cumulative boundaries
+        for edge in self._edges:
+            # In the scene (drawing nothing), so that Qt owns and deletes them with the plot: left
+            # to Python, a garbage collection on a worker thread could delete them there.
+            plot.addItem(edge)
         self.bands: list[pg.FillBetweenItem] = []
         for i, color in enumerate((*CLASS_COLORS, UNSURE_COLOR)):
             brush = pg.mkBrush(color)

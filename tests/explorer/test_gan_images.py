@@ -41,6 +41,8 @@ def destroy(widget) -> None:
     pool = widget.pool if isinstance(widget, ImagesTab) else widget.context.workers
     assert pool.stop_all()
     widget.close()
+    if isinstance(widget, ImagesTab):
+        shiboken6.delete(widget.controls)  # on its own, outside a chapter's left column
     shiboken6.delete(widget)
 
 
@@ -194,10 +196,13 @@ def test_divergence_pauses_with_an_explanation_and_the_app_goes_on(tab, qtbot):
     assert not tab.banner.isVisible() and tab.session is None
     tab.start()
     train_until(qtbot, tab, 1)
+    stop(qtbot, tab)  # (not while a step uses the weight)
     with torch.no_grad():
         next(tab.session.trainer.model.discriminator.parameters()).fill_(math.nan)
+    tab.resume()
     qtbot.waitUntil(lambda: not tab.running, timeout=WAIT_MS)
     assert tab.banner.isVisible() and "diverged" in tab.banner_label.text()
+    assert tab.messages[-1].startswith("GAN training diverged")
 
 
 def test_export_job_holds_the_captured_timelapse(tab, qtbot, tmp_path):

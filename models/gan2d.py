@@ -368,7 +368,7 @@ class Gan2DTrainer:
         # raising before the update leaves the weights as they were.
         if not math.isfinite(loss):
             raise DivergedError(
-                f"the {who}'s loss became {loss} at step {self.step + 1}: training diverged "
+                f"the {who}'s loss became {loss} at step {self.step + 1} "
                 "(a learning rate too large, or a network that blew up)"
             )
 
@@ -405,6 +405,8 @@ class Gan2DTrainer:
         else:
             with torch.no_grad():
                 fake, gradients = self.generator(self.fixed_noise).numpy().astype(np.float32), None
+        if not np.isfinite(fake).all():  # NaN or Inf weights (e.g. after a NaN learning rate)
+            raise DivergedError(f"the generator's output became NaN or infinite at step {self.step}")
         notes, self.notes = tuple(self.notes), []
         return Gan2DSnapshot(
             step=self.step,

@@ -187,6 +187,20 @@ class GanPlane(pg.PlotWidget):
         self.set_heat(np.full((2, 2), 0.5, dtype=np.float32))
 
 
+class SquareBox(QWidget):
+    """Holds one widget as the largest square that fits, centred (the plane's axes are equal)."""
+
+    def __init__(self, child: QWidget, parent: QWidget | None = None) -> None:
+        super().__init__(parent)
+        self.child = child
+        child.setParent(self)
+
+    def resizeEvent(self, event) -> None:  # noqa: N802 (Qt's name)
+        side = min(self.width(), self.height())
+        self.child.setGeometry((self.width() - side) // 2, (self.height() - side) // 2, side, side)
+        super().resizeEvent(event)
+
+
 class GanCurves(pg.GraphicsLayoutWidget):
     """Two plots: D's and G's losses; mean D(real) and D(fake). Updated in place (``set_history``)."""
 

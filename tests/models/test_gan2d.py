@@ -147,7 +147,7 @@ def test_injected_nan_raises_diverged_and_keeps_the_weights(trainer):
     with torch.no_grad():
         trainer.generator.net[0].weight[0, 0] = float("nan")
     d_before = weights(trainer.discriminator)
-    with pytest.raises(DivergedError, match="diverged"):
+    with pytest.raises(DivergedError, match="loss became nan"):
         trainer.train_step()
     assert same(weights(trainer.discriminator), d_before)  # the bad step changed nothing
     assert not trainer.weights_finite()
@@ -158,6 +158,10 @@ def test_nan_learning_rate_diverges_on_the_following_step(trainer):
     trainer.d_step()  # the update makes D's weights NaN
     with pytest.raises(DivergedError):
         trainer.d_step()
+    trainer = Gan2DTrainer(Gan2DHyper(batch_size=64, width=32, lr_g=float("nan")), "ring", seed=0)
+    trainer.g_step()
+    with pytest.raises(DivergedError, match="generator's output"):
+        trainer.snapshot()  # never a view of NaN points
 
 
 def test_views_have_the_documented_shapes_and_meaning(trainer):

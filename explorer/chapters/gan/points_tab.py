@@ -28,7 +28,7 @@ from PySide6.QtWidgets import (
 from explorer.chapters.base import ExportJob
 from explorer.chapters.common import as_bool, read_setting, torch_threads_here
 from explorer.chapters.gan.tab import GanTab
-from explorer.widgets.gan_plane import LAYER_TITLES, LAYERS, GanCurves, GanPlane, render_frame
+from explorer.widgets.gan_plane import LAYER_TITLES, LAYERS, GanCurves, GanPlane, SquareBox, render_frame
 from explorer.widgets.readout import ReadoutLabel
 from explorer.workers import WorkerPool, format_error
 
@@ -282,14 +282,15 @@ class PointsTab(GanTab):
 
     def _build_view(self) -> None:
         self.plane = GanPlane(PLANE)
-        self.plane.setMinimumSize(300, 300)
+        self.plane_box = SquareBox(self.plane)
+        self.plane_box.setMinimumSize(300, 300)
         self.curves = GanCurves(vertical=True)
         self.curves.setMinimumWidth(220)
         self.status = QLabel("Press Play (Space) to train, or step D and G one at a time.")
         self.status.setWordWrap(True)
         self.status.setTextFormat(Qt.TextFormat.RichText)
         top = QHBoxLayout()
-        top.addWidget(self.plane, 3)
+        top.addWidget(self.plane_box, 3)
         top.addWidget(self.curves, 2)
         layout = QVBoxLayout(self)
         layout.setContentsMargins(2, 2, 2, 2)
@@ -636,7 +637,7 @@ class PointsTab(GanTab):
             )
             self.status.setText(text)
             self.plane.show_message("Training diverged (NaN or Inf).<br>Press <b>Reset</b> to start again.")
-            self.message.emit(f"Training diverged ({error}); press Reset to start again.")
+            self.message.emit(f"Training diverged: {error}. Press Reset to start again.")
         else:
             self.status.setText(f"<b>Stopped:</b> {format_error(error)}")
             self.message.emit(f"2-D GAN: {format_error(error)}")

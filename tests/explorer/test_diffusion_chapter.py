@@ -19,7 +19,6 @@ from models.images import load_builtin
 from models.unet import UNetConfig
 
 REPO = Path(__file__).resolve().parents[2]
-WAIT_MS = 30_000  # generous: the test machine may be busy
 
 
 def destroy(chapter: DiffusionChapter) -> None:
@@ -37,8 +36,7 @@ def chapter(qtbot):
     chapter.show()
     qtbot.waitExposed(chapter)
     yield chapter
-    qtbot.waitUntil(lambda: not chapter.busy, timeout=WAIT_MS)
-    destroy(chapter)
+    destroy(chapter)  # stops whatever still runs
 
 
 def messages_of(chapter: DiffusionChapter) -> list[str]:
@@ -109,11 +107,11 @@ def test_loaded_weights_reach_every_tab_and_restore_brings_the_shipped_back(chap
 
 def test_the_tab_is_remembered(chapter, tmp_path):
     settings = QSettings(str(tmp_path / "settings.ini"), QSettings.Format.IniFormat)
-    chapter.tabs.setCurrentIndex(chapter.COMPARE_TAB)
+    chapter.tabs.setCurrentIndex(chapter.TRAIN_TAB)
     chapter.save_settings(settings)
     chapter.tabs.setCurrentIndex(0)
     chapter.restore_settings(settings)
-    assert chapter.tabs.currentIndex() == chapter.COMPARE_TAB
+    assert chapter.tabs.currentIndex() == chapter.TRAIN_TAB
     settings.setValue("tab", "nonsense")
     chapter.restore_settings(settings)
-    assert chapter.tabs.currentIndex() == chapter.COMPARE_TAB
+    assert chapter.tabs.currentIndex() == chapter.TRAIN_TAB

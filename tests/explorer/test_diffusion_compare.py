@@ -9,7 +9,7 @@ import torch
 from PySide6.QtCore import QSettings
 
 from explorer.chapters.diffusion.backend import ModelHolder, visited_timesteps
-from explorer.chapters.diffusion.backend import TestDigits as Digits
+from explorer.chapters.diffusion.backend import FreshDigits as Digits
 from explorer.chapters.diffusion.compare_tab import CompareTab
 from explorer.workers import WorkerPool
 from models import diffusion

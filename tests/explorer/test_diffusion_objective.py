@@ -10,7 +10,7 @@ import shiboken6
 from PySide6.QtCore import QSettings
 
 from explorer.chapters.diffusion import backend
-from explorer.chapters.diffusion.backend import TEST_COUNT, ModelHolder, load_shipped
+from explorer.chapters.diffusion.backend import FRESH_COUNT, ModelHolder, load_shipped
 from explorer.chapters.diffusion.objective_tab import ObjectiveTab, curve_timesteps
 from explorer.workers import WorkerPool
 
@@ -26,8 +26,8 @@ def parts(qapp):
     set_torch_threads(leave_for_gui=1)  # as the chapter does: on a busy 2-core machine, 2 threads are 20× slower
     model, meta, origin, note = load_shipped("cpu")
     assert not note, note
-    images, labels = make_digits(TEST_COUNT, seed=FRESH_SEED, cache=True)
-    return model, meta, origin, backend.TestDigits(images, labels, FRESH_SEED)
+    images, labels = make_digits(FRESH_COUNT, seed=FRESH_SEED, cache=True)
+    return model, meta, origin, backend.FreshDigits(images, labels, FRESH_SEED)
 
 
 @pytest.fixture

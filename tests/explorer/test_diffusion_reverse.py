@@ -14,7 +14,7 @@ from PySide6.QtCore import QPointF, QSettings, Qt
 from PySide6.QtTest import QTest
 
 from explorer.chapters.diffusion.backend import ModelHolder, StepInput
-from explorer.chapters.diffusion.backend import TestDigits as Digits
+from explorer.chapters.diffusion.backend import FreshDigits as Digits
 from explorer.chapters.diffusion.frames import FrameCache, RunSettings, record
 from explorer.chapters.diffusion.reverse_tab import ReverseTab
 from explorer.workers import WorkerPool

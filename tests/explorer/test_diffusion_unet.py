@@ -37,7 +37,7 @@ def tab(qtbot, shipped):
     holder = ModelHolder(*shipped, "shipped")
     holder.changed.connect(lambda: tab.refresh())  # what the chapter does
     pool = WorkerPool()
-    tab = UNetTab(holder, backend.TestDigits(images, labels, 123), pool, "cpu")
+    tab = UNetTab(holder, backend.FreshDigits(images, labels, 123), pool, "cpu")
     tab.resize(900, 700)
     tab.show()
     qtbot.waitExposed(tab)

@@ -19,13 +19,13 @@ if TYPE_CHECKING:
     from models.diffusion import DiffusionModel
 
 SHIPPED = "ddpm-digits"
-TEST_COUNT = 500  # fresh digits (never trained on) for the objective view
+FRESH_COUNT = 500  # fresh digits (never trained on) for the objective view
 MAX_SEED = 2**31 - 1
 SAMPLERS = ("ddpm", "ddim")
 
 
 @dataclass(frozen=True)
-class TestDigits:
+class FreshDigits:
     """Fresh digits: ``make_digits(count, seed)``, uint8 (N, 28, 28) and their labels."""
 
     images: np.ndarray
@@ -114,7 +114,7 @@ class DiffusionTab(QWidget):
 
     message = Signal(str)
 
-    def __init__(self, holder: ModelHolder, digits: TestDigits, pool: WorkerPool, device: Any,
+    def __init__(self, holder: ModelHolder, digits: FreshDigits, pool: WorkerPool, device: Any,
                  parent: QWidget | None = None) -> None:
         super().__init__(parent)
         self.holder, self.digits, self.pool, self.device = holder, digits, pool, device

@@ -11,7 +11,7 @@ from PySide6.QtWidgets import QFileDialog, QGroupBox, QHBoxLayout, QLabel, QPush
 
 from explorer.chapters.base import AppContext, Chapter, ExportJob
 from explorer.chapters.common import ViewJob, read_setting
-from explorer.chapters.diffusion.backend import TEST_COUNT, ModelHolder, TestDigits, load_shipped
+from explorer.chapters.diffusion.backend import FRESH_COUNT, ModelHolder, FreshDigits, load_shipped
 from explorer.chapters.diffusion.compare_tab import CompareTab
 from explorer.chapters.diffusion.objective_tab import ObjectiveTab
 from explorer.chapters.diffusion.reverse_tab import ReverseTab
@@ -47,8 +47,8 @@ class DiffusionChapter(Chapter):
         self.device = pick_device(context.device)
         model, meta, origin, note = load_shipped(self.device)
         self.holder = ModelHolder(model, meta, origin, self)
-        images, labels = make_digits(TEST_COUNT, seed=FRESH_SEED, cache=True)
-        self.digits = TestDigits(images, labels, FRESH_SEED)
+        images, labels = make_digits(FRESH_COUNT, seed=FRESH_SEED, cache=True)
+        self.digits = FreshDigits(images, labels, FRESH_SEED)
 
         pool = context.workers
         self.objective_tab = ObjectiveTab(self.holder, self.digits, pool, self.device)

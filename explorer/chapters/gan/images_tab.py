@@ -47,8 +47,9 @@ GRID_SIDE = 8  # the sample grid: 8×8 fixed noise vectors
 GRID_GAP, GRID_FILL = 2, 60
 GRID_REDRAW_S = 0.25  # the grid redraws at most 4 times a second, curves and histogram twice
 CURVES_REDRAW_S = 0.5
-SNAPSHOT_S = 0.25  # how often the trainer reports (and renders the fixed-noise samples)
-COVERAGE_EVERY_S = 5.0  # class coverage is measured in the worker this often, not every step
+SNAPSHOT_S = 0.4  # how often the trainer reports (and renders the 64 fixed-noise samples: ~5 % of the time)
+COVERAGE_EVERY_S = 5.0  # class coverage is measured in the worker this often, not every step...
+COVERAGE_SHARE_OF_TIME = 0.05  # ...or less often, so that measuring takes at most this share of the time
 COVERAGE_SAMPLES = 256
 COVERED_SHARE = 0.02  # a digit class counts as covered when at least 2 % of the samples fall in it
 RUN_STEPS = 10_000_000  # Start/Resume train until Stop
@@ -218,13 +219,16 @@ def training_run(session: GanSession, steps: int, noise_seed: int) -> Iterator[A
         yield Note(f"Training from {session.origin} on {len(images):,} images…")
     trainer = session.trainer
     noise = gan.fixed_noise(GRID_SIDE * GRID_SIDE, trainer.model.config.latent_dim, seed=noise_seed)
-    measured = -math.inf
+    next_coverage = -math.inf
     try:
         for snapshot in trainer.run(steps, snapshot_every_s=SNAPSHOT_S, fixed_noise=noise):
             yield snapshot
-            if session.evaluator is not None and time.monotonic() - measured >= COVERAGE_EVERY_S:
-                measured = time.monotonic()
-                yield _measure_coverage(trainer, session.evaluator, session.coverage_samples, seed=noise_seed)
+            if session.evaluator is not None and time.monotonic() >= next_coverage:
+                began = time.monotonic()
+                point = _measure_coverage(trainer, session.evaluator, session.coverage_samples, seed=noise_seed)
+                cost = time.monotonic() - began
+                next_coverage = began + max(COVERAGE_EVERY_S, cost / COVERAGE_SHARE_OF_TIME)
+                yield point
     except DivergedError as error:
         yield Failed(str(error), diverged=True)
     except ValueError as error:  # a setting the trainer refuses

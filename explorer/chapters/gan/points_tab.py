@@ -443,6 +443,8 @@ class PointsTab(GanTab):
             self.plane.set_points(real=np.zeros((0, 2)))
             self.plane.show_message("Click or drag here to draw the real data.")
             return
+        if self.session.failed:
+            return  # nothing to show but the divergence, until Reset
         if self.playing or not self._start(view_of, self.session, kind="view", yields=True):
             self._want_view = not self.playing
 
@@ -469,7 +471,7 @@ class PointsTab(GanTab):
         self.status.setText("Training: D steps, then a G step, again and again. <b>Space</b> pauses.")
 
     def pause(self) -> None:
-        self._after_job.clear()
+        self._after_job = [action for action in self._after_job if getattr(action, "is_reset", False)]
         if self.playing and self.worker is not None:
             self.pool.stop(self.worker)
         if self.playing and not self.session.failed:
@@ -499,7 +501,9 @@ class PointsTab(GanTab):
         was_playing = self.playing and keep_playing
         self.pause()
         if self.worker is not None:  # the old session's job ends on its own; ignore what it sends
-            self._after_job.append(lambda: self._reset_now(was_playing, pretrained))
+            action = lambda: self._reset_now(was_playing, pretrained)  # noqa: E731
+            action.is_reset = True  # survives the old job's error
+            self._after_job.append(action)
             return
         self._reset_now(was_playing, pretrained)
 
@@ -627,7 +631,7 @@ class PointsTab(GanTab):
         from models.training import DivergedError
 
         self.playing = False
-        self._after_job.clear()
+        self._after_job = [action for action in self._after_job if getattr(action, "is_reset", False)]
         if isinstance(error, DivergedError):
             self.session.failed = str(error)
             text = (

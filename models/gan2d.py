@@ -518,6 +518,23 @@ def generator_gradients(trainer: Gan2DTrainer, z: torch.Tensor) -> tuple[np.ndar
     return points.detach().numpy().astype(np.float32), (-gradient).numpy().astype(np.float32)
 
 
+def timelapse(steps: int, every: int, distribution: str = "ring", seed: int = 0,
+              hyper: Gan2DHyper | None = None, drawn: np.ndarray | None = None) -> Iterator[Gan2DSnapshot]:  # fmt: skip
+    """A short run from scratch, a snapshot (every view) at step 0 and every ``every`` steps:
+    what ``diffusion-explorer export gan --mode 2d`` renders (with ``explorer.widgets.gan_plane.render_frame``)."""
+    trainer = Gan2DTrainer(hyper, distribution, drawn, seed=seed)
+    yield trainer.snapshot()
+    sums: dict[str, float] = {}
+    count = 0
+    while trainer.step < steps:
+        for key, value in trainer.train_step().items():
+            sums[key] = sums.get(key, 0.0) + value
+        count += 1
+        if trainer.step % every == 0 or trainer.step == steps:
+            yield trainer.snapshot({key: total / count for key, total in sums.items()}, done=trainer.step == steps)
+            sums, count = {}, 0
+
+
 # ---------------------------------------------------------------------- 6. a pretrained pair
 PRETRAINED_STEPS = 1200
 PAIR_VERSION = 1  # part of the cache file name: bump it when the recipe changes
@@ -600,5 +617,5 @@ __all__ = [
     "DISTRIBUTIONS", "DISTRIBUTION_TITLES", "LOSSES", "NOISE_KINDS", "OPTIMIZERS", "PLANE",
     "Discriminator", "Gan2DConfig", "Gan2DHyper", "Gan2DSnapshot", "Gan2DTrainer", "Generator",
     "d_loss", "g_loss", "generator_gradients", "heat_map", "manifold", "mean_distance_to_modes",
-    "noise", "noise_grid", "plane_grid", "pretrained_pair", "realness", "ring_modes", "sample",
+    "noise", "noise_grid", "plane_grid", "pretrained_pair", "realness", "ring_modes", "sample", "timelapse",
 ]  # fmt: skip

@@ -31,7 +31,7 @@ ARROW_LENGTH = 0.15  # plane units of a typical (90th percentile) gradient arrow
 def heat_lut() -> np.ndarray:
     """uint8 (256, 3): D says fake (0) light purple → unsure (0.5) white → real (1) light green."""
     t = np.linspace(0, 1, 256)[:, None]
-    fake, white, real = np.array([205, 180, 235]), np.array([255, 255, 255]), np.array([175, 230, 175])
+    fake, white, real = np.array([180, 140, 225]), np.array([255, 255, 255]), np.array([140, 215, 140])
     lut = np.where(t < 0.5, fake + (white - fake) * (t / 0.5), white + (real - white) * ((t - 0.5) / 0.5))
     return lut.astype(np.uint8)
 

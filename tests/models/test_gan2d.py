@@ -229,3 +229,10 @@ def test_pretrained_pair_is_trained_once_cached_and_loads(monkeypatch, tmp_path)
     assert trainer.hyper.width == 64 and trainer.hyper.lr_d == pair["hyper"]["lr_d"] and trainer.step == 40
     assert same(weights(trainer.generator), list(pair["generator"].values()))
     trainer.train_step()  # and trains on
+
+
+def test_timelapse_snapshots_every_k_steps():
+    snapshots = list(gan2d.timelapse(steps=10, every=4, hyper=Gan2DHyper(batch_size=32, width=16)))
+    assert [s.step for s in snapshots] == [0, 4, 8, 10] and snapshots[-1].done
+    assert all(s.heat is not None and s.manifold is not None and s.gradients is not None for s in snapshots)
+    assert not np.array_equal(snapshots[0].fake, snapshots[-1].fake)

@@ -105,3 +105,55 @@ class Chapter(QWidget):
 
     def shutdown(self) -> None:
         """Stop timers and workers: the window is closing."""
+
+
+class TabbedChapter(Chapter):
+    """A chapter whose views are tabs, each page with its own controls.
+
+    A page is a QWidget with a ``controls`` widget (shown in the left column while the
+    page is current) and the methods ``set_active(bool)``, ``busy``,
+    ``save_settings(settings)``, ``restore_settings(settings)`` and ``shutdown()``.
+    Call :meth:`add_tabs` once, after the pages exist.
+    """
+
+    def add_tabs(self, pages: tuple[QWidget, ...], titles: tuple[str, ...]) -> None:
+        from PySide6.QtWidgets import QTabWidget
+
+        self.tab_pages = pages
+        for page in pages:
+            self.controls.addWidget(page.controls)
+        self.tabs = QTabWidget()
+        for page, title in zip(pages, titles):
+            self.tabs.addTab(page, title)
+        layout = QVBoxLayout(self.views)
+        layout.setContentsMargins(4, 4, 4, 4)
+        layout.addWidget(self.tabs, 1)
+        self.tabs.currentChanged.connect(self._on_tab_changed)
+        self._on_tab_changed(self.tabs.currentIndex())
+
+    def _on_tab_changed(self, index: int) -> None:
+        for i, page in enumerate(self.tab_pages):
+            page.controls.setVisible(i == index)
+            page.set_active(i == index)
+
+    @property
+    def busy(self) -> bool:
+        """Whether a tab is still computing what it shows."""
+        return any(page.busy for page in self.tab_pages)
+
+    def save_settings(self, settings: QSettings) -> None:
+        settings.setValue("tab", self.tabs.currentIndex())
+        for page in self.tab_pages:
+            page.save_settings(settings)
+
+    def restore_settings(self, settings: QSettings) -> None:
+        from explorer.chapters.common import read_setting
+
+        for page in self.tab_pages:
+            page.restore_settings(settings)
+        if (tab := read_setting(settings, "tab", int, lambda v: 0 <= v < self.tabs.count())) is not None:
+            self.tabs.setCurrentIndex(tab)
+
+    def shutdown(self) -> None:
+        for page in self.tab_pages:
+            page.shutdown()

@@ -7,20 +7,21 @@ from contextlib import contextmanager
 from pathlib import Path
 
 from PySide6.QtCore import QSettings, QTimer
-from PySide6.QtWidgets import QFileDialog, QGroupBox, QHBoxLayout, QLabel, QPushButton, QTabWidget, QVBoxLayout, QWidget
+from PySide6.QtWidgets import QFileDialog, QWidget
 
-from explorer.chapters.base import AppContext, Chapter, ExportJob
-from explorer.chapters.common import ViewJob, read_setting
+from explorer.chapters.base import AppContext, ExportJob, TabbedChapter
+from explorer.chapters.common import ViewJob
 from explorer.chapters.diffusion.backend import FRESH_COUNT, ModelHolder, FreshDigits, load_shipped
 from explorer.chapters.diffusion.compare_tab import CompareTab
 from explorer.chapters.diffusion.objective_tab import ObjectiveTab
 from explorer.chapters.diffusion.reverse_tab import ReverseTab
 from explorer.chapters.diffusion.train_tab import TrainTab
 from explorer.chapters.diffusion.unet_tab import UNetTab
+from explorer.widgets.model_box import ModelBox
 from models.data import make_digits
 
 
-class DiffusionChapter(Chapter):
+class DiffusionChapter(TabbedChapter):
     """A U-Net learns to predict noise; reverse diffusion removes it one step at a time."""
 
     name = "diffusion"
@@ -58,54 +59,27 @@ class DiffusionChapter(Chapter):
         self.train_tab = TrainTab(self.holder, self.digits, pool, self.device)
         self.tab_pages = (self.objective_tab, self.reverse_tab, self.compare_tab, self.unet_tab, self.train_tab)
 
-        self._build_controls()
-        self._build_views()
+        self.model_box = ModelBox(
+            "Model in use",
+            load_tip="Use a DDPM saved by the Train tab or by 'diffusion-explorer train ddpm'",
+            restore_tip="Put the shipped digits DDPM back in every tab",
+        )
+        self.model_label, self.load_button, self.restore_button = (
+            self.model_box.label, self.model_box.load_button, self.model_box.restore_button)
+        self.add_tabs(self.tab_pages, self.TAB_TITLES)
+        self.controls.addWidget(self.model_box)
+        self.controls.addStretch(1)
         for page in self.tab_pages:
             page.message.connect(self.statusMessage)
         self.reverse_tab.frameShown.connect(self.unet_tab.set_input)
-        self.tabs.currentChanged.connect(self._on_tab_changed)
         self.holder.changed.connect(self._on_model_changed)
         self.load_button.clicked.connect(self.load_weights_dialog)
         self.restore_button.clicked.connect(self.restore_shipped)
 
         with self._immediate():
             self._on_model_changed()
-        self._on_tab_changed(self.tabs.currentIndex())
         if note:
             QTimer.singleShot(0, self, lambda: self.statusMessage.emit(note))
-
-    # ------------------------------------------------------------------ building
-    def _build_controls(self) -> None:
-        for page in self.tab_pages:
-            self.controls.addWidget(page.controls)
-        self.model_label = QLabel()
-        self.model_label.setWordWrap(True)
-        self.load_button = QPushButton("Load weights…")
-        self.load_button.setToolTip("Use a DDPM saved by the Train tab or by 'diffusion-explorer train ddpm'")
-        self.restore_button = QPushButton("Restore shipped")
-        self.restore_button.setToolTip("Put the shipped digits DDPM back in every tab")
-        box = QGroupBox("Model in use")
-        layout = QVBoxLayout(box)
-        layout.addWidget(self.model_label)
-        row = QHBoxLayout()
-        row.addWidget(self.load_button)
-        row.addWidget(self.restore_button)
-        layout.addLayout(row)
-        self.controls.addWidget(box)
-        self.controls.addStretch(1)
-
-    def _build_views(self) -> None:
-        self.tabs = QTabWidget()
-        for page, title in zip(self.tab_pages, self.TAB_TITLES):
-            self.tabs.addTab(page, title)
-        layout = QVBoxLayout(self.views)
-        layout.setContentsMargins(4, 4, 4, 4)
-        layout.addWidget(self.tabs, 1)
-
-    def _on_tab_changed(self, index: int) -> None:
-        for i, page in enumerate(self.tab_pages):
-            page.controls.setVisible(i == index)
-            page.set_active(i == index)
 
     # ------------------------------------------------------------------ the model in use
     def _on_model_changed(self) -> None:
@@ -162,7 +136,7 @@ class DiffusionChapter(Chapter):
     @property
     def busy(self) -> bool:
         """Whether a view is still being computed (training and playback aside)."""
-        return any(job.busy for job in self.jobs()) or any(page.busy for page in self.tab_pages)
+        return any(job.busy for job in self.jobs()) or super().busy
 
     # ------------------------------------------------------------------ Chapter hooks
     def export_job(self) -> ExportJob | None:
@@ -171,18 +145,6 @@ class DiffusionChapter(Chapter):
             return self.compare_tab.export_job()
         return self.reverse_tab.export_job()
 
-    def save_settings(self, settings: QSettings) -> None:
-        settings.setValue("tab", self.tabs.currentIndex())
-        for page in self.tab_pages:
-            page.save_settings(settings)
-
     def restore_settings(self, settings: QSettings) -> None:
         with self._immediate():
-            for page in self.tab_pages:
-                page.restore_settings(settings)
-            if (tab := read_setting(settings, "tab", int, lambda v: 0 <= v < self.tabs.count())) is not None:
-                self.tabs.setCurrentIndex(tab)
-
-    def shutdown(self) -> None:
-        for page in self.tab_pages:
-            page.shutdown()
+            super().restore_settings(settings)

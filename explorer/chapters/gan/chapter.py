@@ -2,16 +2,14 @@
 
 from __future__ import annotations
 
-from PySide6.QtCore import QSettings
-from PySide6.QtWidgets import QTabWidget, QVBoxLayout, QWidget
+from PySide6.QtWidgets import QWidget
 
-from explorer.chapters.base import AppContext, Chapter, ExportJob
-from explorer.chapters.common import read_setting
+from explorer.chapters.base import AppContext, ExportJob, TabbedChapter
 from explorer.chapters.gan.images_tab import ImagesTab
 from explorer.chapters.gan.points_tab import PointsTab
 
 
-class GanChapter(Chapter):
+class GanChapter(TabbedChapter):
     """A generator learns to fool a discriminator that learns to tell real from generated."""
 
     name = "gan"
@@ -38,45 +36,11 @@ class GanChapter(Chapter):
         self.device = pick_device(context.device)
         self.points_tab = PointsTab(context.workers, self.device)
         self.images_tab = ImagesTab(context.workers, self.device)
-        self.tab_pages = (self.points_tab, self.images_tab)
-
-        for page in self.tab_pages:
-            self.controls.addWidget(page.controls)
-            page.message.connect(self.statusMessage)
+        self.add_tabs((self.points_tab, self.images_tab), self.TAB_TITLES)
         self.controls.addStretch(1)
-        self.tabs = QTabWidget()
-        for page, title in zip(self.tab_pages, self.TAB_TITLES):
-            self.tabs.addTab(page, title)
-        layout = QVBoxLayout(self.views)
-        layout.setContentsMargins(4, 4, 4, 4)
-        layout.addWidget(self.tabs, 1)
-        self.tabs.currentChanged.connect(self._on_tab_changed)
-        self._on_tab_changed(self.tabs.currentIndex())
-
-    def _on_tab_changed(self, index: int) -> None:
-        for i, page in enumerate(self.tab_pages):
-            page.controls.setVisible(i == index)
-            page.set_active(i == index)
-
-    @property
-    def busy(self) -> bool:
-        return any(page.busy for page in self.tab_pages)
+        for page in self.tab_pages:
+            page.message.connect(self.statusMessage)
 
     def export_job(self) -> ExportJob | None:
         """The current tab's training timelapse."""
         return self.tab_pages[self.tabs.currentIndex()].export_job()
-
-    def save_settings(self, settings: QSettings) -> None:
-        settings.setValue("tab", self.tabs.currentIndex())
-        for page in self.tab_pages:
-            page.save_settings(settings)
-
-    def restore_settings(self, settings: QSettings) -> None:
-        for page in self.tab_pages:
-            page.restore_settings(settings)
-        if (tab := read_setting(settings, "tab", int, lambda v: 0 <= v < self.tabs.count())) is not None:
-            self.tabs.setCurrentIndex(tab)
-
-    def shutdown(self) -> None:
-        for page in self.tab_pages:
-            page.shutdown()

@@ -11,10 +11,8 @@ from PySide6.QtGui import QKeySequence, QShortcut
 from PySide6.QtWidgets import (
     QComboBox,
     QFileDialog,
-    QGroupBox,
     QHBoxLayout,
     QLabel,
-    QPushButton,
     QTabWidget,
     QToolButton,
     QVBoxLayout,
@@ -37,6 +35,7 @@ from explorer.chapters.latent.interpolate_tab import InterpolateTab
 from explorer.chapters.latent.map_tab import MapTab
 from explorer.chapters.latent.sixteen_tab import SixteenTab
 from explorer.chapters.latent.train_tab import TrainTab
+from explorer.widgets.model_box import ModelBox
 from explorer.widgets.stage_diagram import StageDiagram
 from models.data import make_digits
 
@@ -109,19 +108,12 @@ class LatentChapter(Chapter):
     def _build_controls(self) -> None:
         for page in self.tab_pages:
             self.controls.addWidget(page.controls)
-        self.slots_label = QLabel()
-        self.slots_label.setWordWrap(True)
-        self.load_button = QPushButton("Load weights…")
-        self.load_button.setToolTip("Use an autoencoder saved here or by 'diffusion-explorer train ae|vae'")
-        self.restore_button = QPushButton("Restore shipped")
-        self.restore_button.setToolTip("Put the shipped models back in every tab")
-        box = QGroupBox("Models in use")
-        layout = QVBoxLayout(box)
-        layout.addWidget(self.slots_label)
-        row = QHBoxLayout()
-        row.addWidget(self.load_button)
-        row.addWidget(self.restore_button)
-        layout.addLayout(row)
+        box = ModelBox(
+            "Models in use",
+            load_tip="Use an autoencoder saved here or by 'diffusion-explorer train ae|vae'",
+            restore_tip="Put the shipped models back in every tab",
+        )
+        self.slots_label, self.load_button, self.restore_button = box.label, box.load_button, box.restore_button
         self.controls.addWidget(box)
         self.controls.addStretch(1)
 

@@ -209,8 +209,9 @@ def test_export_job_holds_the_captured_timelapse(tab, qtbot, tmp_path):
     assert tab.export_job() is None  # nothing trained yet
     tab.capture_every = 1
     tab.start()
-    train_until(qtbot, tab, 4)
+    qtbot.waitUntil(lambda: len(tab.frame_steps) >= 3, timeout=WAIT_MS)
     stop(qtbot, tab)
+    assert tab.frame_steps[0] == 0  # the untrained generator's samples come first
     job = tab.export_job()
     frames = list(job.iter_frames())
     assert job.count == len(frames) == len(tab.frame_steps) >= 2

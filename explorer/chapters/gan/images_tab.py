@@ -88,6 +88,13 @@ class Failed:
 
 
 @dataclass
+class FirstSamples:
+    """The fixed noise through G before the first step: the timelapse's first frame."""
+
+    samples: np.ndarray  # uint8 (64, 28, 28)
+
+
+@dataclass
 class CoveragePoint:
     """Shares of generated samples per digit class (0–9, then not confident) at ``step``."""
 
@@ -219,6 +226,8 @@ def training_run(session: GanSession, steps: int, noise_seed: int) -> Iterator[A
         yield Note(f"Training from {session.origin} on {len(images):,} images…")
     trainer = session.trainer
     noise = gan.fixed_noise(GRID_SIDE * GRID_SIDE, trainer.model.config.latent_dim, seed=noise_seed)
+    if trainer.step == 0:
+        yield FirstSamples(gan.generate(trainer.model, noise))
     next_coverage = -math.inf
     try:
         for snapshot in trainer.run(steps, snapshot_every_s=SNAPSHOT_S, fixed_noise=noise):
@@ -598,6 +607,10 @@ class ImagesTab(GanTab):
             self._on_failed(item)
         elif isinstance(item, CoveragePoint):
             self._on_coverage(item)
+        elif isinstance(item, FirstSamples):
+            self.samples = item.samples
+            self.grid_panel.set_image(self._mosaic(item.samples))
+            self._capture(0)
         else:
             self._on_snapshot(item)
 

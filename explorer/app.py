@@ -31,8 +31,10 @@ def render_screenshot(
     out: Path,
     size: tuple[int, int] = (1400, 860),
     image: str | None = None,
+    tab: str | None = None,
 ) -> Path:
-    """Render the whole window on ``chapter`` offscreen and save it as a PNG.
+    """Render the whole window on ``chapter`` (and its ``tab``, by title) offscreen and save
+    it as a PNG. Raises ValueError for a tab the chapter does not have.
 
     Uses throw-away settings so the picture does not depend on the user's.
     """
@@ -60,9 +62,11 @@ def render_screenshot(
             if picture is not None:
                 window.set_image(picture)
             window.show_chapter(chapter)
+            page = window.chapters[chapter]
+            if tab is not None:
+                select_tab(page, tab)
             window.show()
             _wait(app, 300)  # let layouts settle and throttled views draw
-            page = window.chapters[chapter]
             deadline = time.monotonic() + SCREENSHOT_PATIENCE_S
             while getattr(page, "busy", False) and time.monotonic() < deadline:
                 _wait(app, 50)  # model views still computing
@@ -77,6 +81,23 @@ def render_screenshot(
             window.deleteLater()
             app.processEvents()
     return out
+
+
+def tab_titles(page) -> list[str]:
+    """The titles of a chapter's tabs, lower case (none for a chapter without tabs)."""
+    tabs = getattr(page, "tabs", None)
+    return [tabs.tabText(i).replace("&", "").lower() for i in range(tabs.count())] if tabs is not None else []
+
+
+def select_tab(page, title: str) -> None:
+    """Show the tab whose title is ``title`` or starts with it (any case)."""
+    titles = tab_titles(page)
+    wanted = title.lower()
+    matches = [i for i, t in enumerate(titles) if t == wanted] or [i for i, t in enumerate(titles) if t.startswith(wanted)]
+    if len(matches) != 1:
+        choices = ", ".join(repr(t) for t in titles) if titles else "it has none"
+        raise ValueError(f"chapter {page.name!r} has no tab {title!r} (tabs: {choices})")
+    page.tabs.setCurrentIndex(matches[0])
 
 
 def _wait(app, milliseconds: int) -> None:

@@ -141,6 +141,20 @@ def test_stop_then_resume_continues_the_step_count(tab, qtbot):
     qtbot.waitUntil(lambda: not tab.running, timeout=WAIT_MS)
 
 
+def test_reset_while_training_forgets_the_run(tab, qtbot):
+    tab.start()
+    train_until(qtbot, tab, 1)
+    tab.reset()
+    qtbot.waitUntil(lambda: not tab.running, timeout=WAIT_MS)
+    assert tab.session is None and tab.export_job() is None and not tab.resume_button.isEnabled()
+    assert len(tab.curves.curves["d_loss"].getData()[0] or []) == 0
+    assert np.array_equal(tab.grid_panel.image(), tab._blank_grid())  # blank again (the tab is not current: no preview)
+    tab.start()  # and a new run starts from step 0
+    train_until(qtbot, tab, 1)
+    stop(qtbot, tab)
+    assert tab.session.steps[0] <= tab.session.steps[-1] and tab.frame_steps[0] == 0
+
+
 def test_space_is_only_live_while_the_tab_is_current(tab):
     assert not tab.space.isEnabled()
     tab.set_active(True)
@@ -263,6 +277,16 @@ def test_training_on_a_folder_of_images(tab, qtbot, tmp_path):
     stop(qtbot, tab)
     assert tab.session.trainer.hyper.batch_size == 5  # 16 asked; only 5 images
     assert not tab.session.coverage_steps  # coverage is for digits only
+
+
+def test_training_on_shapes_says_coverage_is_for_digits(tab, qtbot):
+    tab.source_combo.setCurrentIndex(tab.source_combo.findData("shapes"))
+    tab.start()
+    train_until(qtbot, tab, 2)
+    stop(qtbot, tab)
+    assert tab.session.source == "shapes" and tab.session.trainer.images.shape == (DATA_COUNT, 28, 28)
+    assert not tab.session.coverage_steps and "digits only" in tab.coverage.note.toPlainText()
+    assert tab.export_job().params["data"] == "shapes"
 
 
 def test_from_shipped_without_the_weights_says_so_and_trains_from_scratch(tab, qtbot, monkeypatch, tmp_path):

@@ -172,6 +172,40 @@ def realness(loss: str, output: torch.Tensor) -> torch.Tensor:
 
 
 # ---------------------------------------------------------------------- 4. training
+class Optimizer:
+    """Adam (β = 0.5, 0.999, as GANs use) or plain SGD over a list of parameters, written out.
+
+    The same updates as ``torch.optim.Adam`` / ``SGD``, without their per-step bookkeeping
+    (a fifth of a tiny network's step) and without importing ``torch._dynamo`` (seconds)
+    on first use. The learning rate is an argument of each step.
+    """
+
+    def __init__(self, kind: str, params: list[torch.Tensor], betas: tuple[float, float] = (0.5, 0.999), eps: float = 1e-8) -> None:
+        if kind not in OPTIMIZERS:
+            raise ValueError(f"unknown optimiser {kind!r}; choose one of {', '.join(OPTIMIZERS)}")
+        self.kind, self.params, self.betas, self.eps = kind, params, betas, eps
+        self.steps = 0
+        if kind == "adam":
+            self.m = [torch.zeros_like(p) for p in params]  # running mean of the gradient
+            self.v = [torch.zeros_like(p) for p in params]  # running mean of its square
+
+    @torch.no_grad()
+    def step(self, grads: list[torch.Tensor], lr: float) -> None:
+        self.steps += 1
+        if self.kind == "sgd":  # θ ← θ − lr·g
+            torch._foreach_add_(self.params, grads, alpha=-lr)
+            return
+        beta1, beta2 = self.betas
+        torch._foreach_lerp_(self.m, grads, 1 - beta1)  # m ← β₁m + (1 − β₁)g
+        torch._foreach_mul_(self.v, beta2)  # v ← β₂v + (1 − β₂)g²
+        torch._foreach_addcmul_(self.v, grads, grads, value=1 - beta2)
+        correction1, correction2 = 1 - beta1**self.steps, 1 - beta2**self.steps
+        denominator = torch._foreach_sqrt(self.v)  # √(v / (1 − β₂ᵗ)) + ε
+        torch._foreach_div_(denominator, math.sqrt(correction2))
+        torch._foreach_add_(denominator, self.eps)
+        torch._foreach_addcdiv_(self.params, self.m, denominator, value=-lr / correction1)  # θ ← θ − lr·m̂/(√v̂ + ε)
+
+
 @dataclass
 class Gan2DHyper:
     """Mutable: the trainer reads it at every step, so changes take effect while it runs."""
@@ -257,8 +291,7 @@ class Gan2DTrainer:
 
     # -------------------------------------------------------------- building
     def _ensure(self, optimizers: bool = True) -> None:
-        """Apply hyper-parameters that change objects: networks, fixed noise, optimisers
-        (their first construction imports torch._dynamo: seconds, so views skip it)."""
+        """Apply hyper-parameters that change objects: networks, fixed noise, optimisers."""
         hyper = self.hyper
         config = hyper.config()
         if config.noise_dim < 1 or config.width < 1 or config.depth < 0:
@@ -278,20 +311,10 @@ class Gan2DTrainer:
             self._noise_kind = hyper.noise_kind
         if not optimizers:
             return
-        if hyper.optimizer != self._optimizer_kind:
-            if hyper.optimizer == "adam":
-                self.opt_d = torch.optim.Adam(self.discriminator.parameters(), lr=0.0, betas=(0.5, 0.999), foreach=True)
-                self.opt_g = torch.optim.Adam(self.generator.parameters(), lr=0.0, betas=(0.5, 0.999), foreach=True)
-            elif hyper.optimizer == "sgd":
-                self.opt_d = torch.optim.SGD(self.discriminator.parameters(), lr=0.0, foreach=True)
-                self.opt_g = torch.optim.SGD(self.generator.parameters(), lr=0.0, foreach=True)
-            else:
-                raise ValueError(f"unknown optimiser {hyper.optimizer!r}; choose one of {', '.join(OPTIMIZERS)}")
-            self._optimizer_kind = hyper.optimizer  # (the rates are set just below, at every step)
-        for group in self.opt_d.param_groups:
-            group["lr"] = float(hyper.lr_d)
-        for group in self.opt_g.param_groups:
-            group["lr"] = float(hyper.lr_g)
+        if hyper.optimizer != self._optimizer_kind:  # a new optimiser starts with a fresh state
+            self.opt_d = Optimizer(hyper.optimizer, list(self.discriminator.parameters()))
+            self.opt_g = Optimizer(hyper.optimizer, list(self.generator.parameters()))
+            self._optimizer_kind = hyper.optimizer
 
     def set_real(self, distribution: str, drawn: np.ndarray | None = None) -> None:
         """New real data (e.g. more drawn points); G and D keep their weights. Safe to call
@@ -328,9 +351,8 @@ class Gan2DTrainer:
             scores = torch.stack([loss, realness(hyper.loss, out_real).mean(), realness(hyper.loss, out_fake).mean()])
         value, d_real, d_fake = scores.tolist()
         self._check(value, "discriminator")
-        self.opt_d.zero_grad(set_to_none=True)
-        loss.backward()
-        self.opt_d.step()
+        grads = torch.autograd.grad(loss, self.opt_d.params)
+        self.opt_d.step(grads, float(hyper.lr_d))
         self.d_updates += 1
         return {"d_loss": value, "d_real": d_real, "d_fake": d_fake}
 
@@ -338,20 +360,13 @@ class Gan2DTrainer:
         """One generator update (D's weights get no update): {"g_loss", "d_fake"}."""
         self._ensure()
         hyper, n = self.hyper, int(self.hyper.batch_size)
-        for p in self.discriminator.parameters():
-            p.requires_grad_(False)  # gradients flow through D to G, not into D
-        try:
-            out_fake = self.discriminator(self.generator(self.noise_batch(n)))  # (n,)
-            loss = g_loss(hyper.loss, out_fake)
-            with torch.no_grad():
-                value, d_fake = torch.stack([loss, realness(hyper.loss, out_fake).mean()]).tolist()
-            self._check(value, "generator")
-            self.opt_g.zero_grad(set_to_none=True)
-            loss.backward()
-            self.opt_g.step()
-        finally:
-            for p in self.discriminator.parameters():
-                p.requires_grad_(True)
+        out_fake = self.discriminator(self.generator(self.noise_batch(n)))  # (n,)
+        loss = g_loss(hyper.loss, out_fake)
+        with torch.no_grad():
+            value, d_fake = torch.stack([loss, realness(hyper.loss, out_fake).mean()]).tolist()
+        self._check(value, "generator")
+        grads = torch.autograd.grad(loss, self.opt_g.params)  # through D into G; D's weights get none
+        self.opt_g.step(grads, float(hyper.lr_g))
         self.step += 1
         return {"g_loss": value, "d_fake": d_fake}
 

@@ -18,7 +18,7 @@ from explorer.workers import WorkerPool
 from models import gan2d
 from models.gan2d import mean_distance_to_modes
 
-WAIT_MS = 30_000  # generous: the first optimiser imports torch._dynamo, and the machine may be busy
+WAIT_MS = 30_000  # generous: the machine may be busy
 
 
 @pytest.fixture(autouse=True, scope="module")

@@ -5,37 +5,25 @@ from __future__ import annotations
 import numpy as np
 import pytest
 import shiboken6
-import torch
 from PySide6.QtCore import QSettings
 
 from explorer.chapters.diffusion.backend import ModelHolder, visited_timesteps
-from explorer.chapters.diffusion.backend import FreshDigits as Digits
+from explorer.chapters.diffusion.backend import FreshDigits
 from explorer.chapters.diffusion.compare_tab import CompareTab
 from explorer.workers import WorkerPool
 from models import diffusion
 from models.diffusion import to_uint8
-from models.diffusion import DiffusionConfig, DiffusionModel
-from models.unet import UNetConfig
+from diffusion_support import destroy_tab, tiny_model
 
 WAIT_MS = 30_000
 
 
-def tiny_model(conditional: bool = True, seed: int = 0) -> DiffusionModel:
-    """An untrained U-Net small enough to sample 1000 steps in a second or two (as in test_diffusion_reverse)."""
-    torch.manual_seed(seed)
-    unet = UNetConfig(channels=(8, 16), emb_dim=16, groups=4, attention_heads=2,
-                      num_classes=10 if conditional else None)
-    model = DiffusionModel(DiffusionConfig(unet=unet)).eval()
-    with torch.no_grad():  # its zeroed last layer would predict ε̂ = 0 everywhere
-        for parameter in model.parameters():
-            parameter.add_(0.05 * torch.randn_like(parameter))
-    return model
 
 
 @pytest.fixture
 def tab(qtbot):
     holder = ModelHolder(tiny_model(), {}, "tiny test model")
-    digits = Digits(np.zeros((1, 28, 28), np.uint8), np.zeros(1, np.int64), 0)
+    digits = FreshDigits(np.zeros((1, 28, 28), np.uint8), np.zeros(1, np.int64), 0)
     tab = CompareTab(holder, digits, WorkerPool(), "cpu")
     tab.holder_ref = holder
     tab.steps_spins[0].setValue(40)  # DDPM-40, DDIM-50 → 20, DDIM-10: quick
@@ -43,12 +31,7 @@ def tab(qtbot):
     tab.resize(900, 600)
     tab.show()
     yield tab
-    tab.set_active(False)
-    tab.shutdown()
-    assert tab.pool.stop_all()
-    tab.close()
-    shiboken6.delete(tab.controls)
-    shiboken6.delete(tab)
+    destroy_tab(tab)
 
 
 def run(qtbot, tab: CompareTab) -> None:

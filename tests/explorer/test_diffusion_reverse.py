@@ -9,32 +9,22 @@ from __future__ import annotations
 import numpy as np
 import pytest
 import shiboken6
-import torch
 from PySide6.QtCore import QPointF, QSettings, Qt
 from PySide6.QtTest import QTest
 
 from explorer.chapters.diffusion.backend import ModelHolder, StepInput
-from explorer.chapters.diffusion.backend import FreshDigits as Digits
+from explorer.chapters.diffusion.backend import FreshDigits
 from explorer.chapters.diffusion.frames import FrameCache, RunSettings, record
 from explorer.chapters.diffusion.reverse_tab import ReverseTab
 from explorer.workers import WorkerPool
 from models import diffusion
-from models.diffusion import DiffusionConfig, DiffusionModel, reverse_images, to_uint8
-from models.unet import UNetConfig
+from models.diffusion import DiffusionModel, reverse_images, to_uint8
+from diffusion_support import destroy_tab, tiny_model
 
 WAIT_MS = 30_000  # generous: the test machine may be busy
 FRAME_BYTES = 4 * 28 * 28 * 2  # one image's step in the cache: four float16 arrays
 
 
-def tiny_model(conditional: bool = True, seed: int = 0) -> DiffusionModel:
-    torch.manual_seed(seed)
-    unet = UNetConfig(channels=(8, 16), emb_dim=16, groups=4, attention_heads=2,
-                      num_classes=10 if conditional else None)
-    model = DiffusionModel(DiffusionConfig(unet=unet)).eval()
-    with torch.no_grad():  # an untrained U-Net predicts ε̂ = 0 (zeroed last layer): give it some output
-        for parameter in model.parameters():
-            parameter.add_(0.05 * torch.randn_like(parameter))
-    return model
 
 
 def reference(model: DiffusionModel, settings: RunSettings) -> list[diffusion.DiffusionFrame]:
@@ -47,7 +37,7 @@ def reference(model: DiffusionModel, settings: RunSettings) -> list[diffusion.Di
 @pytest.fixture
 def tab(qtbot):
     holder = ModelHolder(tiny_model(), {}, "tiny test model")
-    digits = Digits(np.zeros((1, 28, 28), np.uint8), np.zeros(1, np.int64), 0)
+    digits = FreshDigits(np.zeros((1, 28, 28), np.uint8), np.zeros(1, np.int64), 0)
     tab = ReverseTab(holder, digits, WorkerPool(), "cpu")
     tab.holder_ref = holder  # keep it alive as long as the tab
     tab.steps_spin.setValue(10)
@@ -56,12 +46,7 @@ def tab(qtbot):
     tab.resize(900, 700)
     tab.show()
     yield tab
-    tab.set_active(False)
-    tab.shutdown()
-    assert tab.pool.stop_all()
-    tab.close()
-    shiboken6.delete(tab.controls)
-    shiboken6.delete(tab)
+    destroy_tab(tab)
 
 
 def run(qtbot, tab: ReverseTab) -> None:

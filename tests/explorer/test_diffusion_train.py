@@ -10,13 +10,13 @@ import shiboken6
 import torch
 from PySide6.QtCore import QSettings
 
-from explorer.chapters.diffusion import backend
-from explorer.chapters.diffusion.backend import FRESH_COUNT, ModelHolder, load_shipped
+from explorer.chapters.diffusion.backend import ModelHolder
 from explorer.chapters.diffusion.train_tab import TrainTab
 from explorer.chapters.diffusion.training import PREVIEW_COUNT, probe_timesteps
 from explorer.workers import WorkerPool
 from models.diffusion import DiffusionConfig, load_ddpm, loss_by_timestep
 from models.unet import UNetConfig
+from diffusion_support import shipped_parts
 
 WAIT_MS = 30_000  # generous: the test machine may be busy
 TINY = DiffusionConfig(unet=UNetConfig(channels=(8, 16), emb_dim=16, attention_heads=2))
@@ -24,15 +24,7 @@ TINY = DiffusionConfig(unet=UNetConfig(channels=(8, 16), emb_dim=16, attention_h
 
 @pytest.fixture(scope="module")
 def parts(qapp):
-    from models.autoencoder import FRESH_SEED
-    from models.data import make_digits
-    from models.device import set_torch_threads
-
-    set_torch_threads(leave_for_gui=1)  # as the chapter does: on a busy 2-core machine, 2 threads are 20× slower
-    model, meta, origin, note = load_shipped("cpu")
-    assert not note, note
-    images, labels = make_digits(FRESH_COUNT, seed=FRESH_SEED, cache=True)
-    return model, meta, origin, backend.FreshDigits(images, labels, FRESH_SEED)
+    return shipped_parts()
 
 
 @pytest.fixture

@@ -53,7 +53,7 @@ class CoveragePlot(pg.PlotWidget):
         right = plot.getAxis("right")
         right.setScale(10.0)  # the count line is drawn as count / 10 on the 0–1 axis
         right.setTicks([[(v / 10, str(v)) for v in (0, 2, 4, 6, 8, 10)]])
-        plot.setYRange(0.0, 1.0, padding=0.0)
+        plot.setYRange(0.0, 1.0, padding=0.03)  # room for the count line at 10 classes
         plot.setXRange(0, 1, padding=0.0)
         self.setMinimumHeight(110)
         self._edges = [pg.PlotCurveItem(pen=pg.mkPen(None)) for _ in range(12)]  # cumulative boundaries

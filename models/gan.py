@@ -729,7 +729,8 @@ def train_dcgan(
     counts = model.parameter_counts()
     card: dict[str, Any] = {
         "description": "A small DCGAN on generated 28×28 digits: a generator (a linear layer to "
-        f"{4 * recipe.config.width}×7×7, two transposed convolutions with batch norm and ReLU, tanh) "
+        f"{4 * recipe.config.width}×7×7, then two transposed convolutions up to 28×28, batch norm and ReLU "
+        "between them, tanh at the end) "
         "against a discriminator (two strided convolutions with leaky ReLU and a linear logit, "
         "all spectrally normalised).",
         "recipe": command or f"diffusion-explorer train gan --steps {recipe.steps} --out {out}",

@@ -13,7 +13,7 @@ import pytest
 import shiboken6
 import torch
 from PIL import Image
-from PySide6.QtCore import QSettings
+from PySide6.QtCore import QSettings, Qt
 
 from explorer.chapters.gan.images_tab import (
     BATCH_SIZES,
@@ -376,8 +376,18 @@ def test_closing_the_chapter_during_training_is_clean(qtbot):
         assert tab.space.isEnabled()
         tab.data_count = DATA_COUNT
         tab.batch_combo.setCurrentIndex(BATCH_SIZES.index(BATCH))
-        tab.start()
+        with qtbot.waitActive(chapter):
+            chapter.activateWindow()
+        qtbot.keyClick(chapter, Qt.Key.Key_Space)  # starts a run
+        assert tab.running
         train_until(qtbot, tab, 1)
+        # Behind the other tab the run goes on undrawn; shown again, the tab catches up.
+        chapter.tabs.setCurrentIndex(chapter.POINTS_TAB)
+        drawn = len(tab.curves.curves["d_loss"].getData()[0])
+        train_until(qtbot, tab, tab._latest.step + 2)
+        assert len(tab.curves.curves["d_loss"].getData()[0]) == drawn
+        chapter.tabs.setCurrentIndex(chapter.IMAGES_TAB)
+        assert len(tab.curves.curves["d_loss"].getData()[0]) == len(tab.session.steps) > drawn
         assert tab.running
     finally:
         destroy(chapter)  # shutdown while training: every worker ends in time

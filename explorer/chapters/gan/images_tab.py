@@ -633,12 +633,23 @@ class ImagesTab(GanTab):
             self.samples = snapshot.samples
             if not self.frame_steps or snapshot.step - self.frame_steps[-1] >= self.capture_every:
                 self._capture(snapshot.step)
+        if not self.isVisible():
+            return  # training plays on behind another tab: drawn when this one shows again
         if self.samples is not None and now - self._last_grid >= GRID_REDRAW_S:
             self._last_grid = now
             self.grid_panel.set_image(self._mosaic(self.samples))
         if now - self._last_curves >= CURVES_REDRAW_S:
             self._last_curves = now
             self._redraw_curves()
+
+    def showEvent(self, event) -> None:  # noqa: N802 (Qt override)
+        """Draw what a run did while another tab was shown."""
+        super().showEvent(event)
+        if self.session is not None and self._latest is not None:
+            if self.samples is not None:
+                self.grid_panel.set_image(self._mosaic(self.samples))
+            self._redraw_curves()
+            self._draw_coverage()
 
     def _set_steps(self, first: int, last: int) -> None:
         """The x range of every plot against steps."""
@@ -694,6 +705,11 @@ class ImagesTab(GanTab):
         session.coverage_steps.append(point.step)
         session.coverage_shares.append(point.shares)
         session.coverage_counts.append(point.covered)
+        if self.isVisible():
+            self._draw_coverage()
+
+    def _draw_coverage(self) -> None:
+        session = self.session
         self.coverage.set_history(session.coverage_steps, session.coverage_shares, session.coverage_counts)
 
     def _on_failed(self, item: Failed) -> None:

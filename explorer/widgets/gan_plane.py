@@ -7,7 +7,9 @@ from collections.abc import Mapping, Sequence
 
 import numpy as np
 import pyqtgraph as pg
+import pyqtgraph.functions as fn
 from PySide6.QtCore import QPointF, QRectF, Qt, Signal
+from PySide6.QtGui import QColor, QPen, QPolygonF
 from PySide6.QtWidgets import QGraphicsItem, QWidget
 
 import explorer.widgets  # noqa: F401  (shared pyqtgraph options)
@@ -31,7 +33,7 @@ ARROW_LENGTH = 0.15  # plane units of a typical (90th percentile) gradient arrow
 def heat_lut() -> np.ndarray:
     """uint8 (256, 3): D says fake (0) light purple → unsure (0.5) white → real (1) light green."""
     t = np.linspace(0, 1, 256)[:, None]
-    fake, white, real = np.array([180, 140, 225]), np.array([255, 255, 255]), np.array([140, 215, 140])
+    fake, white, real = np.array([196, 166, 232]), np.array([255, 255, 255]), np.array([150, 220, 150])
     lut = np.where(t < 0.5, fake + (white - fake) * (t / 0.5), white + (real - white) * ((t - 0.5) / 0.5))
     return lut.astype(np.uint8)
 
@@ -54,6 +56,50 @@ def arrow_segments(points: np.ndarray, gradients: np.ndarray) -> np.ndarray:
     segments = np.empty((2 * len(points), 2), dtype=np.float32)
     segments[0::2], segments[1::2] = points, ends
     return segments
+
+
+class PointCloud(pg.GraphicsObject):
+    """Many same-looking dots drawn with one ``QPainter.drawPoints`` call.
+
+    A ScatterPlotItem builds a record per point in Python at every ``setData`` (~5 ms for 512
+    points); here the positions go into a QPolygonF's memory through numpy.
+    """
+
+    def __init__(self, color: tuple[int, ...], size: float) -> None:
+        super().__init__()
+        self.pen = QPen(QColor(*color))
+        self.pen.setWidthF(size)
+        self.pen.setCapStyle(Qt.PenCapStyle.RoundCap)
+        self.pen.setCosmetic(True)  # pixels, whatever the zoom
+        self.points = np.zeros((0, 2), dtype=np.float64)
+        self._polygon = QPolygonF()
+        self._rect = QRectF()
+
+    def setData(self, pos: np.ndarray) -> None:  # noqa: N802 (pyqtgraph's name)
+        points = np.asarray(pos, dtype=np.float64).reshape(-1, 2)
+        points = points[np.isfinite(points).all(axis=1)]
+        polygon = fn.create_qpolygonf(len(points))
+        if len(points):  # (an empty polygon's buffer is read-only)
+            fn.ndarray_from_qpolygonf(polygon)[:] = points
+        self.prepareGeometryChange()
+        self.points, self._polygon = points, polygon
+        if len(points):
+            low, high = points.min(axis=0), points.max(axis=0)
+            self._rect = QRectF(low[0], low[1], high[0] - low[0], high[1] - low[1])
+        else:
+            self._rect = QRectF()
+        self.update()
+
+    def boundingRect(self) -> QRectF:  # noqa: N802 (Qt's name)
+        # Grown by the dots' radius in scene pixels, so that edge dots repaint whole.
+        px, py = self.pixelVectors()
+        pad_x = 0.0 if px is None else self.pen.widthF() * px.length()
+        pad_y = 0.0 if py is None else self.pen.widthF() * py.length()
+        return self._rect.adjusted(-pad_x, -pad_y, pad_x, pad_y)
+
+    def paint(self, painter, *args) -> None:
+        painter.setPen(self.pen)
+        painter.drawPoints(self._polygon)
 
 
 class _DrawingViewBox(pg.ViewBox):
@@ -122,8 +168,8 @@ class GanPlane(pg.PlotWidget):
             "heat": heat,
             # Thin lines without antialiasing: 500 arrows and 800 grid segments repaint ~20 times a second.
             "manifold": pg.PlotCurveItem(pen=pg.mkPen(MANIFOLD_COLOR, width=1), antialias=False),
-            "real": pg.ScatterPlotItem(size=5, pen=None, brush=pg.mkBrush(*REAL_COLOR, 170)),
-            "fake": pg.ScatterPlotItem(size=5, pen=None, brush=pg.mkBrush(*FAKE_COLOR, 200)),
+            "real": PointCloud((*REAL_COLOR, 170), 5),
+            "fake": PointCloud((*FAKE_COLOR, 200), 5),
             "gradients": pg.PlotCurveItem(pen=pg.mkPen(*ARROW_COLOR, 150, width=1), connect="pairs", antialias=False),
         }
         self.drawn_item = pg.ScatterPlotItem(size=8, pen=pg.mkPen("w"), brush=pg.mkBrush(*DRAWN_COLOR), symbol="o")

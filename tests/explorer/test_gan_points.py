@@ -74,13 +74,13 @@ def same(a: list[torch.Tensor], b: list[torch.Tensor]) -> bool:
 
 def test_first_view_shows_real_and_generated_points_and_d_heat_map(tab):
     plane = tab.plane
-    assert len(plane.items["real"].data) == gan2d.Gan2DTrainer.SHOWN
-    assert len(plane.items["fake"].data) == gan2d.Gan2DTrainer.SHOWN
+    assert len(plane.items["real"].points) == gan2d.Gan2DTrainer.SHOWN
+    assert len(plane.items["fake"].points) == gan2d.Gan2DTrainer.SHOWN
     heat = plane.items["heat"].image
     assert heat.shape == (48, 48) and 0 <= heat.min() <= heat.max() <= 1
     x, _ = plane.items["manifold"].getData()
     assert len(x) == 26 * 33  # 13 + 13 lines of 33 points
-    real = np.column_stack([plane.items["real"].data["x"], plane.items["real"].data["y"]])
+    real = plane.items["real"].points
     assert mean_distance_to_modes(real, gan2d.ring_modes()) < 0.15  # the ring, by default
 
 

@@ -27,7 +27,6 @@ from PySide6.QtWidgets import (
     QRadioButton,
     QSpinBox,
     QVBoxLayout,
-    QWidget,
 )
 
 from explorer.chapters.base import ExportJob

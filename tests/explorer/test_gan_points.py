@@ -277,3 +277,16 @@ def test_settings_round_trip(qtbot, tab, tmp_path):
         wait_idle(qtbot, other)
     finally:
         destroy(other)
+
+
+def test_leaving_the_tab_pauses_and_slow_speed_slows(qtbot, tab):
+    tab.speed_combo.setCurrentIndex(0)  # 10 steps/s
+    tab.play()
+    qtbot.wait(1000)
+    assert tab.session.trainer.max_steps_per_s == 10.0
+    assert 1 <= tab.session.trainer.step <= 14
+    tab.speed_combo.setCurrentIndex(tab.speed_combo.count() - 1)
+    assert tab.session.trainer.max_steps_per_s is None  # full speed, at once
+    tab.set_active(False)  # another tab: nobody watches the plane
+    wait_idle(qtbot, tab)
+    assert not tab.playing and not tab.space.isEnabled()

@@ -428,8 +428,11 @@ class GANTrainer:
     def _update(self, optimizer: torch.optim.Optimizer, net: nn.Module, loss: torch.Tensor,
                 lr: float, betas: tuple[float, float], name: str) -> None:
         """One Adam step on ``net``; its weights are put back if the step makes any of them NaN/Inf."""
-        if not (math.isfinite(lr) and lr > 0):
-            raise DivergedError(f"the {name}'s learning rate is {lr}: it must be a finite number > 0")
+        if not math.isfinite(lr):
+            raise DivergedError(f"the {name}'s learning rate is {lr}: training cannot go on; "
+                                "set a finite learning rate, or reset")
+        if lr < 0:
+            raise ValueError(f"the {name}'s learning rate must be ≥ 0, not {lr}")
         for group in optimizer.param_groups:  # read the settings now: they may have changed
             group["lr"] = lr
             group["betas"] = tuple(betas)

@@ -564,16 +564,26 @@ def pretrained_pair(distribution: str = "ring", steps: int | None = None) -> dic
     kept for the session and cached as safetensors in ``models.data.cache_dir()``, so later
     sessions load it in milliseconds. A cache file that cannot be read or written is ignored.
     """
+    for _ in pretrained_pair_progress(distribution, steps):
+        pass
+    return _pairs[f"{distribution}-{PRETRAINED_STEPS if steps is None else steps}"]
+
+
+def pretrained_pair_progress(distribution: str = "ring", steps: int | None = None) -> Iterator[int]:
+    """``pretrained_pair`` as a generator that yields the steps trained so far every 50 steps
+    while it trains (nothing when the pair is in memory or in the cache), so it can be stopped."""
     steps = PRETRAINED_STEPS if steps is None else steps
     key = f"{distribution}-{steps}"
     if key in _pairs:
-        return _pairs[key]
+        return
     pair = _read_pair(key)
     if pair is None:
         hyper = Gan2DHyper()
         trainer = Gan2DTrainer(hyper, distribution=distribution, seed=0)
-        for _ in range(steps):
+        while trainer.step < steps:
             trainer.train_step()
+            if trainer.step % 50 == 0:
+                yield trainer.step
         pair = {
             "hyper": dict(vars(hyper)),
             "generator": copy.deepcopy(trainer.generator.state_dict()),
@@ -582,7 +592,6 @@ def pretrained_pair(distribution: str = "ring", steps: int | None = None) -> dic
         }
         _write_pair(key, pair)
     _pairs[key] = pair
-    return pair
 
 
 def _pair_path(key: str):
@@ -632,5 +641,5 @@ __all__ = [
     "DISTRIBUTIONS", "DISTRIBUTION_TITLES", "LOSSES", "NOISE_KINDS", "OPTIMIZERS", "PLANE",
     "Discriminator", "Gan2DConfig", "Gan2DHyper", "Gan2DSnapshot", "Gan2DTrainer", "Generator",
     "d_loss", "g_loss", "generator_gradients", "heat_map", "manifold", "mean_distance_to_modes",
-    "noise", "noise_grid", "plane_grid", "pretrained_pair", "realness", "ring_modes", "sample", "timelapse",
+    "noise", "noise_grid", "plane_grid", "pretrained_pair", "pretrained_pair_progress", "realness", "ring_modes", "sample", "timelapse",
 ]  # fmt: skip

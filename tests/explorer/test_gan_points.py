@@ -249,6 +249,18 @@ def test_pretrained_pair_starts_trained_on_the_ring(qtbot, tab, monkeypatch, tmp
     trainer = tab.session.trainer
     assert trainer.step == 40 and trainer.distribution == "ring" and tab.distribution == "ring"
     assert tab.width_spin.value() == 64 and "Pretrained pair loaded" in tab.status.text()
+    assert list((tmp_path / "data").glob("gan2d-pair-*-ring-40.safetensors"))  # cached for the next session
+
+
+def test_shutdown_while_the_pretrained_pair_trains_is_clean(qtbot, tab, monkeypatch, tmp_path):
+    monkeypatch.setenv("DIFFUSION_EXPLORER_CACHE", str(tmp_path))
+    monkeypatch.setattr(gan2d, "PRETRAINED_STEPS", 100_000)  # far longer than the test
+    monkeypatch.setattr(gan2d, "_pairs", {})
+    tab.start_pretrained()
+    qtbot.waitUntil(lambda: "step 50 of" in tab.status.text() or "step 100 of" in tab.status.text(), timeout=WAIT_MS)
+    tab.shutdown()
+    assert tab.pool.stop_all(timeout_ms=5000) and tab.errors == []
+    assert not list((tmp_path / "data").glob("*.safetensors"))  # nothing half-trained was cached
 
 
 def test_settings_round_trip(qtbot, tab, tmp_path):

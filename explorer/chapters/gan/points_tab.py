@@ -117,6 +117,11 @@ def view_of(session: Session) -> Any:
     """Worker generator: a snapshot of the session as it is (first view, or after a change
     while paused); then the optimisers, so that the first step does not wait for them."""
     torch_threads_here()
+    if session.pretrained and session.trainer is None:
+        from models.gan2d import PRETRAINED_STEPS, pretrained_pair_progress
+
+        for done in pretrained_pair_progress("ring"):  # trained on first use: stoppable
+            yield f"Training the pretrained pair once (then it is cached): step {done} of {PRETRAINED_STEPS}…"
     trainer = session.ensure_trainer()
     yield trainer.snapshot()
     trainer.prepare()
@@ -562,7 +567,10 @@ class PointsTab(GanTab):
         self._quiet = False
 
     # ------------------------------------------------------------------ results (GUI thread)
-    def _on_snapshot(self, snapshot: Gan2DSnapshot) -> None:
+    def _on_snapshot(self, snapshot: Gan2DSnapshot | str) -> None:
+        if isinstance(snapshot, str):  # progress in words
+            self.status.setText(snapshot)
+            return
         session = self.session
         if snapshot.losses:
             session.steps.append(snapshot.step)

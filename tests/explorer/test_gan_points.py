@@ -122,7 +122,8 @@ def test_learning_rates_changed_during_a_run_take_effect(qtbot, tab):
     tab.toggle_play()  # what Space does (a window-wide shortcut)
     wait_idle(qtbot, tab)
     assert not tab.playing and tab.play_button.text() == "Play" and tab.step_d_button.isEnabled()
-    assert len(tab.session.steps) >= 2 and tab.curves.curves["d_loss"].getData()[0] is not None
+    x, y = tab.curves.curves["d_loss"].getData()
+    assert len(tab.session.steps) >= 1 and len(x) == len(tab.session.steps) and np.isfinite(y).all()
 
 
 def test_an_injected_nan_pauses_training_with_an_explanation(qtbot, tab):

@@ -218,6 +218,8 @@ def _add_screenshot(commands: argparse._SubParsersAction) -> None:
                    help="window size (default 1400x860)")
     p.add_argument("--image", metavar="NAME_OR_PATH",
                    help="a built-in image name or an image file to show")
+    p.add_argument("--tab", metavar="TITLE",
+                   help="for a chapter with tabs: the tab to show, by title or its start (e.g. reverse)")
     p.set_defaults(run=_run_screenshot)
 
 
@@ -240,8 +242,10 @@ def _run_screenshot(args: argparse.Namespace) -> int:
     # Render beside the destination, then rename: a failure leaves nothing.
     tmp = out.parent / f".{out.name}.{secrets.token_hex(4)}.part.png"
     try:
-        render_screenshot(args.chapter, tmp, size=args.size, image=args.image)
+        render_screenshot(args.chapter, tmp, size=args.size, image=args.image, tab=args.tab)
         os.replace(tmp, out)
+    except ValueError as error:  # no such tab
+        return _fail(str(error))
     finally:
         tmp.unlink(missing_ok=True)
     from PIL import Image

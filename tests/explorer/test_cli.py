@@ -162,7 +162,7 @@ def test_mp4_without_the_video_extra(tmp_path, capsys, monkeypatch):
     [
         (["exprot"], "argument COMMAND: invalid choice: 'exprot'"),
         (["export"], "the following arguments are required: SEQUENCE"),
-        (["export", "sideways"], "invalid choice: 'sideways' (choose from 'forward', 'latent-walk', 'reverse')"),
+        (["export", "sideways"], "invalid choice: 'sideways' (choose from 'forward', 'latent-walk', 'reverse', 'gan')"),
         (["export", "forward"], "the following arguments are required: --image, --frames, --out"),
         (["export", "forward", "--image", "coffee", "--frames", "3", "--out", "x", "--bogus"],
          "unrecognized arguments: --bogus"),
@@ -219,6 +219,29 @@ def test_unknown_chapter_lists_the_chapters(tmp_path, capsys):
     assert stderr == f"{PREFIX}unknown chapter 'nope' (choose from: {', '.join(chapter_names())})\n"
     assert chapter_names()[:2] == ["pixels", "noise"]
     assert os.listdir(tmp_path) == []
+
+
+def test_screenshot_of_a_tab_the_chapter_does_not_have(tmp_path, capsys):
+    code, _, stderr = run(capsys, "screenshot", "pixels", "--tab", "reverse", "--out", str(tmp_path / "x.png"))
+    assert code == 2
+    assert stderr == f"{PREFIX}chapter 'pixels' has no tab 'reverse' (tabs: it has none)\n"
+    assert os.listdir(tmp_path) == []
+
+
+def test_screenshot_of_a_tab(tmp_path):
+    shots = {}
+    for tab in (None, "interp"):
+        out = tmp_path / f"latent-{tab}.png"
+        result = subprocess.run(
+            [sys.executable, "-m", "explorer", "screenshot", "latent", "--out", str(out)]
+            + (["--tab", tab] if tab else []),
+            cwd=REPO, env=python_env(), capture_output=True, text=True, timeout=180,
+        )
+        assert result.returncode == 0, result.stderr
+        with Image.open(out) as shot:
+            shots[tab] = np.asarray(shot.convert("RGB"))
+    assert shots[None].shape == shots["interp"].shape == (860, 1400, 3)
+    assert (shots[None] != shots["interp"]).any(axis=2).mean() > 0.1  # another tab, not the first one
 
 
 @pytest.mark.parametrize(

@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 import shiboken6
 import torch
-from PySide6.QtCore import QPoint, QPointF, QSettings, Qt
+from PySide6.QtCore import QPointF, QSettings, Qt
 from PySide6.QtTest import QTest
 
 from explorer.chapters.gan.points_tab import PointsTab
@@ -119,6 +119,7 @@ def test_learning_rates_changed_during_a_run_take_effect(qtbot, tab):
     tab.lr_g_spin.setValue(1e-3)  # G learns again, D stays frozen
     wait_steps(qtbot, tab, 5)
     assert not same(weights(trainer.generator), frozen_g) and same(weights(trainer.discriminator), frozen_d)
+    qtbot.waitUntil(lambda: len(tab.session.steps) >= 1, timeout=WAIT_MS)  # a snapshot with losses (1/20 s)
     tab.toggle_play()  # what Space does (a window-wide shortcut)
     wait_idle(qtbot, tab)
     assert not tab.playing and tab.play_button.text() == "Play" and tab.step_d_button.isEnabled()
@@ -303,3 +304,18 @@ def test_leaving_the_tab_pauses_and_slow_speed_slows(qtbot, tab):
     tab.set_active(False)  # another tab: nobody watches the plane
     wait_idle(qtbot, tab)
     assert not tab.playing and not tab.space.isEnabled()
+
+
+def test_render_frame_draws_each_layer_where_it_belongs():
+    from explorer.widgets.gan_plane import FAKE_COLOR, REAL_COLOR, heat_lut, render_frame
+
+    real, fake = np.array([[-1.0, 1.0]]), np.array([[1.0, -1.0]])
+    heat = np.zeros((4, 4), dtype=np.float32)
+    heat[3, :] = 1.0  # the top row of the plane: D says real
+    frame = render_frame((-2.0, 2.0), real, fake, heat=heat, size=101)
+    assert frame.shape == (101, 101, 3) and frame.dtype == np.uint8
+    assert tuple(frame[25, 25]) == REAL_COLOR  # (-1, 1): a quarter from the left and the top
+    assert tuple(frame[75, 75]) == FAKE_COLOR  # (1, -1)
+    assert tuple(frame[2, 50]) == tuple(heat_lut()[255]) and tuple(frame[98, 50]) == tuple(heat_lut()[0])
+    bare = render_frame((-2.0, 2.0), np.zeros((0, 2)), np.zeros((0, 2)), size=50)
+    assert (bare == 255).all()  # no layer: white

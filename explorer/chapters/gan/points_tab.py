@@ -77,7 +77,7 @@ class Session:
     next_frame: int = 0
 
     def ensure_trainer(self) -> Gan2DTrainer:
-        """The trainer (worker threads only: it builds torch networks)."""
+        """The trainer (worker threads only: it builds torch networks), with the newest drawing."""
         if self.trainer is None:
             from models.gan2d import Gan2DTrainer, pretrained_pair
 
@@ -86,8 +86,17 @@ class Session:
                 trainer.load_pair(pretrained_pair("ring"))
             trainer.max_steps_per_s = self.max_steps_per_s or None
             trainer.views, trainer.heat_every = self.views, HEAT_EVERY
+            trainer.drawn_count = len(self.drawn)
             self.trainer = trainer
+        self.sync_real()
         return self.trainer
+
+    def sync_real(self) -> None:
+        """Give the trainer the points drawn since it was built (numpy only: any thread)."""
+        trainer, drawn = self.trainer, self.drawn
+        if trainer is not None and self.distribution == "drawn" and getattr(trainer, "drawn_count", -1) != len(drawn):
+            trainer.set_real("drawn", drawn)  # one assignment of a new pool: safe while another thread trains
+            trainer.drawn_count = len(drawn)
 
 
 # ---------------------------------------------------------------------- worker functions
@@ -412,11 +421,8 @@ class PointsTab(GanTab):
         self.session.drawn = self.drawn.copy()
         self.plane.show_message("")
         if self.session.trainer is not None:
-            from models.gan2d import sample
-
-            # One assignment of a numpy-made pool: safe while the worker trains.
-            self.session.trainer.set_real("drawn", self.session.drawn)
-            self.plane.set_points(real=sample("drawn", 512, np.random.default_rng(0), self.drawn))
+            self.session.sync_real()
+            self.plane.set_points(real=self.session.trainer.shown_real())
         else:
             self.request_view()
         self.update_buttons()

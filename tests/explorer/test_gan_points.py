@@ -319,3 +319,21 @@ def test_render_frame_draws_each_layer_where_it_belongs():
     assert tuple(frame[2, 50]) == tuple(heat_lut()[255]) and tuple(frame[98, 50]) == tuple(heat_lut()[0])
     bare = render_frame((-2.0, 2.0), np.zeros((0, 2)), np.zeros((0, 2)), size=50)
     assert (bare == 255).all()  # no layer: white
+
+
+def test_dragging_on_the_plane_draws_a_trail_of_points(qtbot, tab):
+    tab.distribution_combo.setCurrentIndex(tab.distribution_combo.findData("drawn"))
+    wait_idle(qtbot, tab)
+
+    def where(x: float, y: float):
+        return tab.plane.mapFromScene(tab.plane.view_box.mapViewToScene(QPointF(x, y)))
+
+    viewport = tab.plane.viewport()
+    QTest.mousePress(viewport, Qt.MouseButton.LeftButton, Qt.KeyboardModifier.NoModifier, where(-1.5, -1.0))
+    for x in np.linspace(-1.5, 1.5, 40):
+        qtbot.wait(12)  # pyqtgraph drops moves closer than 10 ms apart
+        QTest.mouseMove(viewport, where(x, -1.0))
+    QTest.mouseRelease(viewport, Qt.MouseButton.LeftButton, Qt.KeyboardModifier.NoModifier, where(1.5, -1.0))
+    assert len(tab.drawn) >= 10
+    assert np.allclose(tab.drawn[:, 1], -1.0, atol=0.05) and tab.drawn[:, 0].max() - tab.drawn[:, 0].min() > 2.0
+    wait_idle(qtbot, tab)

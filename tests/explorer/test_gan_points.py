@@ -230,6 +230,7 @@ def test_timelapse_memory_is_bounded(qtbot, tab, monkeypatch):
 
 
 def test_network_shape_change_builds_new_networks_and_says_so(qtbot, tab):
+    assert "2-D noise space" in tab.layer_boxes["manifold"].toolTip()
     tab.width_spin.setValue(16)
     wait_idle(qtbot, tab)
     assert tab.session.trainer.generator.net[0].out_features == 16

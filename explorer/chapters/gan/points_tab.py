@@ -162,6 +162,9 @@ class PointsTab(GanTab):
         self.redraw_timer.setInterval(REDRAW_MS)
         self.redraw_timer.timeout.connect(self._redraw)
         self.session = self._new_session()
+        self._quiet = True
+        self.apply_hyper()  # the tooltips that follow the form
+        self._quiet = False
         self.request_view()
         self.update_buttons()
 

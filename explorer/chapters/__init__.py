@@ -23,6 +23,7 @@ CHAPTERS: tuple[ChapterEntry, ...] = (
     ChapterEntry("pixels", "Pixels", "explorer.chapters.pixels", "PixelsChapter"),
     ChapterEntry("noise", "Noise", "explorer.chapters.noise", "NoiseChapter"),
     ChapterEntry("latent", "Latent space", "explorer.chapters.latent", "LatentChapter"),
+    ChapterEntry("gan", "GANs", "explorer.chapters.gan", "GanChapter"),
     ChapterEntry("diffusion", "Diffusion", "explorer.chapters.diffusion", "DiffusionChapter"),
 )
 

@@ -52,7 +52,7 @@ def tiny_model_file(tmp_path: Path) -> Path:
 
 def test_the_chapter_comes_after_latent_space_and_loads_without_torch():
     names = chapter_names()
-    assert names.index("diffusion") == names.index("latent") + 1
+    assert names.index("diffusion") > names.index("latent")
     code = (
         "import sys, explorer.chapters as c;"
         "assert c.chapter_entry('diffusion').load().__name__ == 'DiffusionChapter';"

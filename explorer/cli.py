@@ -30,10 +30,10 @@ import os
 import re
 import secrets
 import sys
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from contextlib import closing
 from pathlib import Path
-from typing import TextIO
+from typing import Any, TextIO
 
 import numpy as np
 
@@ -200,6 +200,32 @@ def _size(text: str) -> tuple[int, int]:
     if not (200 <= width <= 8000 and 200 <= height <= 8000):
         raise argparse.ArgumentTypeError(f"width and height must be 200 to 8000, got {text}")
     return width, height
+
+
+def _train_and_report(name: str, steps: int, diverged: str, train: Callable[[str, Callable[[int], None]], Any]) -> int:
+    """Run ``train(command, on_step)`` with a progress bar and say how it went in one line.
+
+    ``train`` returns a result with ``steps``, ``losses``, ``wall_s``, ``cpu_s``, ``path``
+    and ``interrupted`` (Ctrl+C keeps the weights so far); ``diverged`` formats the
+    DivergedError's message.
+    """
+    from models.training import DivergedError
+
+    command = " ".join([PROG, "train", *sys.argv[2:]]) if sys.argv[1:2] == ["train"] else ""
+    progress = _Progress(steps, sys.stderr)
+    try:
+        result = train(command, progress.update)
+    except DivergedError as exc:
+        progress.done()
+        return _fail(diverged.format(exc))
+    progress.done()
+    losses = ", ".join(f"{k} {v:.4g}" for k, v in result.losses.items())
+    timing = f"{result.wall_s:.0f} s, {result.cpu_s:.0f} s CPU"
+    if result.interrupted:
+        print(f"Stopped at step {result.steps} of {steps} ({timing}): {losses}; weights so far in {result.path}")
+        return EXIT_INTERRUPTED
+    print(f"Trained {name} for {result.steps} steps ({timing}): {losses}; weights in {result.path}")
+    return 0
 
 
 # ---------------------------------------------------------------------------
@@ -537,7 +563,6 @@ def _run_train_autoencoder(args: argparse.Namespace) -> int:
     if args.seed < 0:
         return _fail(f"--seed must be at least 0, got {args.seed}")
     from models.autoencoder import AutoencoderConfig, Recipe, train_autoencoder
-    from models.training import DivergedError
 
     device = _device(args.device)
     config = AutoencoderConfig(latent_dim=args.latent, variational=args.variational,
@@ -545,23 +570,11 @@ def _run_train_autoencoder(args: argparse.Namespace) -> int:
     recipe = Recipe(config, steps=args.steps, batch_size=args.batch_size, lr=args.lr,
                     data_count=args.data, seed=args.seed)
     name = args.name or config.name
-    command = " ".join([PROG, "train", *sys.argv[2:]]) if sys.argv[1:2] == ["train"] else ""
-    progress = _Progress(args.steps, sys.stderr)
-    try:
-        result = train_autoencoder(recipe, out, name=name, device=device, evaluate=not args.no_eval,
-                                   command=command, on_snapshot=lambda s: progress.update(s.step))
-    except DivergedError as exc:
-        progress.done()
-        return _fail(f"training diverged: {exc}; try a smaller --lr")
-    progress.done()
-    losses = ", ".join(f"{k} {v:.2f}" for k, v in result.losses.items())
-    timing = f"{result.wall_s:.0f} s, {result.cpu_s:.0f} s CPU"
-    if result.interrupted:
-        print(f"Stopped at step {result.steps} of {args.steps} ({timing}): {losses}; "
-              f"weights so far in {result.path}")
-        return EXIT_INTERRUPTED
-    print(f"Trained {name} for {result.steps} steps ({timing}): {losses}; weights in {result.path}")
-    return 0
+    return _train_and_report(
+        name, args.steps, "training diverged: {}; try a smaller --lr",
+        lambda command, on_step: train_autoencoder(recipe, out, name=name, device=device, evaluate=not args.no_eval,
+                                                   command=command, on_snapshot=lambda s: on_step(s.step)),
+    )
 
 
 # ---------------------------------------------------------------------------
@@ -752,7 +765,6 @@ def _run_train_ddpm(args: argparse.Namespace) -> int:
     from dataclasses import replace
 
     from models.diffusion import SHIPPED_RECIPE, train_ddpm
-    from models.training import DivergedError
 
     changes = {"seed": args.seed}
     for option, field in (("steps", "steps"), ("batch_size", "batch_size"), ("lr", "lr"), ("data", "data_count")):
@@ -762,23 +774,12 @@ def _run_train_ddpm(args: argparse.Namespace) -> int:
     if recipe.batch_size > recipe.data_count:
         return _fail(f"the batch size {recipe.batch_size} is larger than the data ({recipe.data_count} digits)")
     device = _device(args.device)
-    command = " ".join([PROG, "train", *sys.argv[2:]]) if sys.argv[1:2] == ["train"] else ""
-    progress = _Progress(recipe.steps, sys.stderr)
-    try:
-        result = train_ddpm(recipe, out, name=args.name, device=device, evaluate=not args.no_eval,
-                            eval_samples=args.eval_samples, command=command, checkpoint=args.checkpoint,
-                            on_snapshot=lambda s: progress.update(s.step))
-    except DivergedError as exc:
-        progress.done()
-        return _fail(f"training diverged: {exc}; try a smaller --lr")
-    progress.done()
-    timing = f"{result.wall_s:.0f} s, {result.cpu_s:.0f} s CPU"
-    loss = ", ".join(f"{k} {v:.4f}" for k, v in result.losses.items())
-    if result.interrupted:
-        print(f"Stopped at step {result.steps} of {recipe.steps} ({timing}): {loss}; weights so far in {result.path}")
-        return EXIT_INTERRUPTED
-    print(f"Trained {args.name} for {result.steps} steps ({timing}): {loss}; weights in {result.path}")
-    return 0
+    return _train_and_report(
+        args.name, recipe.steps, "training diverged: {}; try a smaller --lr",
+        lambda command, on_step: train_ddpm(recipe, out, name=args.name, device=device, evaluate=not args.no_eval,
+                                            eval_samples=args.eval_samples, command=command,
+                                            checkpoint=args.checkpoint, on_snapshot=lambda s: on_step(s.step)),
+    )
 
 
 # ---------------------------------------------------------------------------
@@ -875,28 +876,16 @@ def _run_train_gan(args: argparse.Namespace) -> int:
     if not args.no_eval and args.eval_samples < 10:
         return _fail(f"--eval-samples must be at least 10, got {args.eval_samples}")
     from models.gan import DEFAULT_STEPS, Recipe, train_dcgan
-    from models.training import DivergedError
 
     recipe = Recipe(steps=args.steps or DEFAULT_STEPS, batch_size=args.batch_size, lr_d=args.lr_d, lr_g=args.lr_g,
                     loss=args.loss, d_steps=args.d_steps, data_count=args.data, seed=args.seed)
     device = _device(args.device)
-    command = " ".join([PROG, "train", *sys.argv[2:]]) if sys.argv[1:2] == ["train"] else ""
-    progress = _Progress(recipe.steps, sys.stderr)
-    try:
-        result = train_dcgan(recipe, out, name=args.name, device=device, evaluate=not args.no_eval,
-                             eval_samples=args.eval_samples, command=command,
-                             on_snapshot=lambda s, _: progress.update(s.step))
-    except DivergedError as exc:
-        progress.done()
-        return _fail(f"{exc}")
-    progress.done()
-    timing = f"{result.wall_s:.0f} s, {result.cpu_s:.0f} s CPU"
-    losses = ", ".join(f"{k} {v:.3f}" for k, v in result.losses.items())
-    if result.interrupted:
-        print(f"Stopped at step {result.steps} of {recipe.steps} ({timing}): {losses}; weights so far in {result.path}")
-        return EXIT_INTERRUPTED
-    print(f"Trained {args.name} for {result.steps} steps ({timing}): {losses}; weights in {result.path}")
-    return 0
+    return _train_and_report(
+        args.name, recipe.steps, "{}",
+        lambda command, on_step: train_dcgan(recipe, out, name=args.name, device=device, evaluate=not args.no_eval,
+                                             eval_samples=args.eval_samples, command=command,
+                                             on_snapshot=lambda s, _: on_step(s.step)),
+    )
 
 
 # ---------------------------------------------------------------------------

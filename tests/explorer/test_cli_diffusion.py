@@ -133,10 +133,6 @@ def test_train_ddpm_refuses_a_file_as_folder(tmp_path, capsys):
 
 
 def test_eval_ddpm_prints_the_metrics_as_json(weights, capsys):
-    from models.evaluator import shipped_path
-
-    if not shipped_path().is_file():
-        pytest.skip("the shipped evaluator weights are not there yet")
     code, stdout, stderr = run(capsys, "eval", "ddpm", "--weights", str(weights), "--steps", "2",
                                "--samples", "10", "--device", "cpu")
     assert code == 0, stderr

@@ -321,7 +321,6 @@ def test_from_shipped_shows_and_trains_the_shipped_pair(tab, qtbot, monkeypatch,
     assert all((p.detach() - shipped[name]).abs().max() <= reach for name, p in trainer.model.named_parameters())
 
 
-@pytest.mark.skipif(not gan.shipped_path().exists(), reason="the shipped DCGAN is not there yet")
 def test_the_shipped_pair_covers_most_digit_classes(tab, qtbot):
     tab.shipped_radio.setChecked(True)
     tab.coverage_samples = 256

@@ -929,8 +929,6 @@ def _run_eval_gan(args: argparse.Namespace) -> int:
 # export gan
 
 _GAN2D_DISTRIBUTIONS = ("ring", "grid", "line", "moons", "spiral")  # models.gan2d.DISTRIBUTIONS, less "drawn"
-_REAL_RGB = (60, 200, 90)  # real points: green
-_FAKE_RGB = (200, 60, 220)  # generated points: purple
 
 
 def _add_export_gan(sequences: argparse._SubParsersAction) -> None:
@@ -999,6 +997,7 @@ def _gan_image_frames(args: argparse.Namespace, every: int, params: dict) -> Ite
 def _gan_2d_frames(args: argparse.Namespace, shown: list[int], params: dict) -> Iterable[np.ndarray]:
     from dataclasses import asdict
 
+    from explorer.widgets.gan_plane import render_frame
     from models.gan2d import PLANE, Gan2DHyper, Gan2DTrainer
 
     _device("cpu")
@@ -1006,38 +1005,12 @@ def _gan_2d_frames(args: argparse.Namespace, shown: list[int], params: dict) -> 
     trainer = Gan2DTrainer(hyper, distribution=args.distribution, seed=args.seed)
     params.update({"model": "2-D GAN (MLPs)", "distribution": args.distribution, "hyper": asdict(hyper),
                    "plane": list(PLANE), "side": args.size,
-                   "frames_show": "real points (green), generated points (purple), "
-                   "the discriminator's realness as the background (dark: fake, light: real)"})
+                   "frames_show": "real points (green), generated points (purple), the discriminator's "
+                   "verdict as the background (purple: fake, white: unsure, green: real), as the app exports it"})
     for step in shown:
         while trainer.step < step:
             trainer.train_step()
         snapshot = trainer.snapshot()
-        yield _render_2d(snapshot.real, snapshot.fake, snapshot.heat, PLANE, args.size)
+        yield render_frame(PLANE, snapshot.real, snapshot.fake, snapshot.heat, size=args.size)
 
 
-def _render_2d(real: np.ndarray, fake: np.ndarray, heat: np.ndarray | None, plane: tuple[float, float],
-               size: int) -> np.ndarray:
-    """Real and generated points over D's heat map (realness, row 0 at the bottom), as uint8 (size, size, 3)."""
-    from PIL import Image, ImageDraw
-
-    if heat is None:
-        canvas = Image.new("RGB", (size, size), (24, 24, 28))
-    else:
-        level = np.clip(heat[::-1], 0, 1)[..., None]  # (res, res, 1), row 0 at the top now
-        dark, light = np.array([30, 20, 45], np.float32), np.array([200, 235, 205], np.float32)
-        colours = (dark + level * (light - dark)).astype(np.uint8)  # (res, res, 3)
-        canvas = Image.fromarray(colours, "RGB").resize((size, size), Image.Resampling.BILINEAR)
-    draw = ImageDraw.Draw(canvas)
-    low, high = plane
-    radius = max(1.5, size / 160)
-
-    def dots(points: np.ndarray, fill: tuple[int, int, int]) -> None:
-        xs = (points[:, 0] - low) / (high - low) * size
-        ys = (high - points[:, 1]) / (high - low) * size  # y up
-        for x, y in zip(xs, ys):
-            if np.isfinite(x) and np.isfinite(y):
-                draw.ellipse((x - radius, y - radius, x + radius, y + radius), fill=fill)
-
-    dots(real, _REAL_RGB)
-    dots(fake, _FAKE_RGB)
-    return np.asarray(canvas, dtype=np.uint8).copy()

@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from explorer.cli import _render_2d, main
+from explorer.cli import main
 
 PREFIX = "diffusion-explorer: error: "
 
@@ -44,23 +44,20 @@ def test_export_gan_2d_frames_and_params(tmp_path, capsys):
     assert params["mode"] == "2d" and params["frame_steps"] == [0, 2, 4, 5] and params["seed"] == 3
     assert params["distribution"] == "ring"
     assert not np.array_equal(frames[0], frames[-1])  # training moved something
+    from explorer.widgets.gan_plane import render_frame
+    from models.gan2d import PLANE, Gan2DHyper, Gan2DTrainer
+
+    trainer = Gan2DTrainer(Gan2DHyper(), distribution="ring", seed=3)
+    for _ in range(5):
+        trainer.train_step()
+    snapshot = trainer.snapshot()
+    # The picture the app's 2-D tab exports for the same state.
+    np.testing.assert_array_equal(frames[-1], render_frame(PLANE, snapshot.real, snapshot.fake, snapshot.heat, size=96))
 
     again = tmp_path / "again"
     assert run(capsys, "export", "gan", "--mode", "2d", "--steps", "5", "--every", "2",
                "--seed", "3", "--size", "96", "--out", str(again))[0] == 0
     assert all(np.array_equal(a, b) for a, b in zip(frames, pngs(again)))  # same seed, same frames
-
-
-def test_render_2d_draws_both_colours_over_the_heat_map():
-    real = np.array([[-1.0, 1.0]], np.float32)  # top left
-    fake = np.array([[1.0, -1.0]], np.float32)  # bottom right
-    heat = np.zeros((4, 4), np.float32)
-    heat[0] = 1.0  # row 0 is the bottom of the plane: D says "real" there
-    image = _render_2d(real, fake, heat, (-2.0, 2.0), 100)
-    assert image.shape == (100, 100, 3) and image.dtype == np.uint8
-    assert tuple(image[25, 25]) == (60, 200, 90)  # green real point
-    assert tuple(image[75, 75]) == (200, 60, 220)  # purple generated point
-    assert image[98, 2].mean() > image[2, 98].mean()  # light (real) at the bottom, dark at the top
 
 
 def test_export_gan_images_same_seed_same_frames(tmp_path, capsys):

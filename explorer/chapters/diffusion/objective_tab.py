@@ -205,7 +205,7 @@ class ObjectiveTab(DiffusionTab):
         self.plot.setMinimumHeight(150)
         self.hint = QLabel(
             "<b>Reading the curve</b> (red dot: the digit shown). The loss is largest at small t and "
-            "falls to almost nothing at large t: for the shipped model about 0.75 at t = 0, 0.03 at t = 100, "
+            "falls to almost nothing at large t: for the shipped model about 0.72 at t = 0, 0.03 at t = 100, "
             "0.009 at t = 500, 0.001 at t = 700 and 0.0001 at t = T − 1 (all 500 fresh digits). "
             "Near t = 0 the noise is a faint film (√(1 − ᾱ_t) = 0.01 at t = 0) that cannot be told apart "
             "from the digit's own soft edges, so ε̂ is mostly a guess. Near t = T the image is "

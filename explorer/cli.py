@@ -202,6 +202,16 @@ def _size(text: str) -> tuple[int, int]:
     return width, height
 
 
+def _unwritable_folder(out: Path) -> str:
+    """Why weights cannot be written into the folder ``out`` (made if missing), or ""."""
+    if out.exists() and not out.is_dir():
+        return f"cannot write into '{out}': it is a file, not a folder"
+    existing = next(p for p in (out, *out.parents) if p.exists())
+    if not os.access(existing, os.W_OK):
+        return f"cannot write into '{out}': '{existing}' is not writable"
+    return ""
+
+
 def _train_and_report(name: str, steps: int, diverged: str, train: Callable[[str, Callable[[int], None]], Any]) -> int:
     """Run ``train(command, on_step)`` with a progress bar and say how it went in one line.
 
@@ -551,11 +561,8 @@ def _add_train_autoencoder(models: argparse._SubParsersAction) -> None:
 
 def _run_train_autoencoder(args: argparse.Namespace) -> int:
     out: Path = args.out
-    if out.exists() and not out.is_dir():
-        return _fail(f"cannot write into '{out}': it is a file, not a folder")
-    existing = next(p for p in (out, *out.parents) if p.exists())
-    if not os.access(existing, os.W_OK):
-        return _fail(f"cannot write into '{out}': '{existing}' is not writable")
+    if problem := _unwritable_folder(out):
+        return _fail(problem)
     if args.batch_size > args.data:
         return _fail(f"--batch-size {args.batch_size} is larger than --data {args.data}")
     if args.latent > 512:
@@ -755,11 +762,8 @@ def _add_train_ddpm(models: argparse._SubParsersAction) -> None:
 
 def _run_train_ddpm(args: argparse.Namespace) -> int:
     out: Path = args.out
-    if out.exists() and not out.is_dir():
-        return _fail(f"cannot write into '{out}': it is a file, not a folder")
-    existing = next(p for p in (out, *out.parents) if p.exists())
-    if not os.access(existing, os.W_OK):
-        return _fail(f"cannot write into '{out}': '{existing}' is not writable")
+    if problem := _unwritable_folder(out):
+        return _fail(problem)
     if args.seed < 0:
         return _fail(f"--seed must be at least 0, got {args.seed}")
     from dataclasses import replace
@@ -864,11 +868,8 @@ def _add_train_gan(models: argparse._SubParsersAction) -> None:
 
 def _run_train_gan(args: argparse.Namespace) -> int:
     out: Path = args.out
-    if out.exists() and not out.is_dir():
-        return _fail(f"cannot write into '{out}': it is a file, not a folder")
-    existing = next(p for p in (out, *out.parents) if p.exists())
-    if not os.access(existing, os.W_OK):
-        return _fail(f"cannot write into '{out}': '{existing}' is not writable")
+    if problem := _unwritable_folder(out):
+        return _fail(problem)
     if args.seed < 0:
         return _fail(f"--seed must be at least 0, got {args.seed}")
     if args.batch_size < 2 or args.batch_size > args.data:

@@ -32,6 +32,7 @@ from safetensors.torch import load_file, save_file
 from torch import nn
 
 from models.assets import asset_path
+from models.images import EPS_RANGE, to_uint8  # noqa: F401 (part of this module's API)
 from models.data import make_digits, to_tensor
 from models.schedulers import DDIMScheduler, DDPMScheduler, NoiseScheduler
 from models.training import Trainer, TrainingSnapshot, endless_batches
@@ -463,12 +464,6 @@ def _numpy(x: torch.Tensor) -> np.ndarray:
     return np.ascontiguousarray(array.numpy(), dtype=np.float32)
 
 
-def to_uint8(images: np.ndarray) -> np.ndarray:
-    """Model units in [−1, 1] -> uint8 0 … 255 (clipped, rounded)."""
-    return np.clip(np.rint((np.asarray(images, dtype=np.float32) + 1.0) * 127.5), 0, 255).astype(np.uint8)
-
-
-EPS_RANGE = 3.0  # ε̂ is drawn with −3 … 3 mapped to black … white
 PANELS = ("x_t", "eps_hat", "x0_hat")
 
 

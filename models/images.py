@@ -412,3 +412,12 @@ def _checkerboard() -> np.ndarray:
     y, x = np.mgrid[0:512, 0:512]
     white = ((y // 32 + x // 32) % 2 == 0)
     return np.repeat((white * 255).astype(np.uint8)[:, :, None], 3, axis=2)
+
+
+# Model units: the generators work on images in [−1, 1].
+EPS_RANGE = 3.0  # predicted noise ε̂ is drawn with −3 … 3 mapped to black … white
+
+
+def to_uint8(images: np.ndarray) -> np.ndarray:
+    """Model units in [−1, 1] -> uint8 0 … 255 (clipped, rounded); needs no torch."""
+    return np.clip(np.rint((np.asarray(images, dtype=np.float32) + 1.0) * 127.5), 0, 255).astype(np.uint8)

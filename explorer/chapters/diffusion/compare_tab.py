@@ -37,6 +37,7 @@ from explorer.chapters.diffusion.frames import BUDGET_BYTES, FrameCache, RunSett
 from explorer.widgets.image_panel import ImagePanel
 from explorer.widgets.readout import ReadoutLabel
 from explorer.widgets.timestep_strip import TimestepStrip
+from models.images import to_uint8
 
 DEFAULT_COLUMNS = (("ddpm", 1000), ("ddim", 50), ("ddim", 10))
 COLUMN_COLORS = ("#1f77b4", "#ff7f0e", "#2ca02c")
@@ -331,8 +332,6 @@ class CompareTab(DiffusionTab):
         return cache.get(min(position, cache.total - 1)), False
 
     def _show_column(self, k: int) -> None:
-        from models.diffusion import to_uint8
-
         column, cache = self.columns[k], self.caches[k]
         step, final = self.frame_of(k)
         if step is None:
@@ -403,8 +402,6 @@ class CompareTab(DiffusionTab):
         if not self.runs or not all(cache.complete for cache in self.caches.values()):
             self.message.emit("Compare: let every column finish its run before exporting.")
             return None
-        from models.diffusion import to_uint8
-
         count = min(MAX_EXPORT_FRAMES, max(run.steps for run in self.runs.values()) + 1)
         frames = []
         for fraction in np.linspace(0.0, 1.0, count):

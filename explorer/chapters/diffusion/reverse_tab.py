@@ -50,6 +50,7 @@ from explorer.chapters.diffusion.frames import (
 )
 from explorer.widgets.image_panel import ImagePanel
 from explorer.widgets.readout import ReadoutLabel
+from models.images import EPS_RANGE, to_uint8
 
 GRID_COUNTS = (1, 4, 9, 16)
 DEFAULT_STEPS = {"ddpm": 1000, "ddim": 50}
@@ -57,13 +58,6 @@ DEBOUNCE_MS = 300  # a setting change starts a new run once the controls rest th
 CURVES_EVERY_MS = 100  # the std curves follow a running sampler at most this often
 GRID_GAP = 2
 MAX_GUIDANCE = 8.0
-
-
-def to_uint8(images: np.ndarray) -> np.ndarray:
-    """models.diffusion.to_uint8 (imported here: the model is loaded by the time a frame is shown)."""
-    from models.diffusion import to_uint8 as convert
-
-    return convert(images)
 
 
 def titled(panel: ImagePanel) -> ReadoutLabel:
@@ -541,8 +535,6 @@ class ReverseTab(DiffusionTab):
         self._show_step(step, final)
 
     def _show_step(self, step: StepRecord, final: bool) -> None:
-        from models.diffusion import EPS_RANGE
-
         i = self.selected
         number = f"step {step.index + 1} of {step.total}"
         if final:

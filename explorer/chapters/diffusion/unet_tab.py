@@ -25,6 +25,7 @@ from explorer.widgets.image_panel import ImagePanel
 from explorer.widgets.readout import ReadoutLabel
 from explorer.widgets.stage_diagram import shape_text
 from explorer.widgets.unet_diagram import Block, UNetDiagram
+from models.images import EPS_RANGE
 
 CHANNEL_CHOICES = ((16, "first 16"), (32, "first 32"), (0, "all"))  # 0: every channel
 DEFAULT_CHANNELS = 32
@@ -350,8 +351,6 @@ class UNetTab(DiffusionTab):
             self.shown_maps = np.zeros((0, 0, 0), np.float32)
             self.feature_panel.set_title(f"{block.name}: feature maps appear when this tab is open" if block else "")
             return
-        from models.diffusion import EPS_RANGE  # torch is loaded by now: the chapter built the model
-
         self.input_panel.set_image(features.x_t, levels=(-1.0, 1.0))
         self.input_panel.set_title(f"input x_t, t = {features.t}")
         self.output_panel.set_image(features.eps_hat, levels=(-EPS_RANGE, EPS_RANGE))

@@ -29,7 +29,7 @@ import os
 import sys
 import time
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, NamedTuple
 
@@ -40,7 +40,7 @@ from torch import nn
 
 from models.assets import asset_path
 from models.data import make_digits, to_tensor
-from models.training import Trainer, TrainingSnapshot, endless_batches
+from models.training import Trainer, TrainingResult, TrainingSnapshot, endless_batches
 from models.weights import load_model, save_model
 
 KIND = "autoencoder"
@@ -463,20 +463,6 @@ RECIPES: dict[str, Recipe] = {
     "vae-2d": Recipe(AutoencoderConfig(latent_dim=2, variational=True, beta=1.0), steps=2000),
     "vae-16d": Recipe(AutoencoderConfig(latent_dim=16, variational=True, beta=1.0), steps=2000),
 }
-
-
-@dataclass
-class TrainingResult:
-    """What ``train_autoencoder`` did."""
-
-    path: Path  # the .safetensors written
-    model: Autoencoder
-    steps: int  # steps trained
-    losses: dict[str, float]  # the last snapshot's losses
-    wall_s: float
-    cpu_s: float
-    interrupted: bool  # stopped by Ctrl+C; what was trained so far was saved
-    card: dict[str, Any] = field(default_factory=dict)
 
 
 def train_autoencoder(

@@ -35,7 +35,7 @@ from models.assets import asset_path
 from models.images import EPS_RANGE, to_uint8  # noqa: F401 (part of this module's API)
 from models.data import make_digits, to_tensor
 from models.schedulers import DDIMScheduler, DDPMScheduler, NoiseScheduler
-from models.training import Trainer, TrainingSnapshot, endless_batches
+from models.training import Trainer, TrainingResult, TrainingSnapshot, endless_batches
 from models.unet import UNet, UNetConfig
 from models.weights import load_model, save_model
 
@@ -595,20 +595,6 @@ def load_checkpoint(trainer: Trainer, path: str | os.PathLike) -> None:
 
 
 # =========================================================================== the recipe
-
-
-@dataclass
-class TrainingResult:
-    """What :func:`train_ddpm` did."""
-
-    path: Path  # the .safetensors written
-    model: DiffusionModel  # the EMA weights that were saved
-    steps: int
-    losses: dict[str, float]  # the last snapshot's losses
-    wall_s: float
-    cpu_s: float
-    interrupted: bool  # stopped by Ctrl+C; the steps done so far were saved
-    card: dict[str, Any] = field(default_factory=dict)
 
 
 def train_ddpm(

@@ -29,7 +29,7 @@ import math
 import os
 import time
 from collections.abc import Iterator
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -39,7 +39,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from models.assets import asset_path
-from models.training import DivergedError
+from models.training import DivergedError, TrainingResult
 from models.weights import WeightsError, load_model, save_model
 
 __all__ = [
@@ -680,20 +680,6 @@ class Recipe:
     def hyper(self) -> GANHyper:
         return GANHyper(lr_d=self.lr_d, lr_g=self.lr_g, loss=self.loss, d_steps=self.d_steps,
                         batch_size=self.batch_size)
-
-
-@dataclass
-class TrainingResult:
-    """What ``train_dcgan`` did."""
-
-    path: Path  # the .safetensors written
-    model: DCGAN
-    steps: int  # generator steps trained
-    losses: dict[str, float]  # the last snapshot's losses
-    wall_s: float
-    cpu_s: float
-    interrupted: bool  # stopped by Ctrl+C; what was trained so far was saved
-    card: dict[str, Any] = field(default_factory=dict)
 
 
 def train_dcgan(

@@ -16,6 +16,8 @@ from __future__ import annotations
 import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
 
 import numpy as np
 import torch
@@ -39,6 +41,20 @@ class TrainingSnapshot:
     elapsed_s: float  # wall time of this run so far
     preview: np.ndarray | None = None  # e.g. H×W uint8 reconstructions, when asked for
     done: bool = False
+
+
+@dataclass
+class TrainingResult:
+    """What a recipe's ``train_*`` function did (the command line reports it)."""
+
+    path: Path  # the .safetensors written
+    model: nn.Module  # the weights that were saved
+    steps: int  # optimisation steps trained (generator steps for a GAN)
+    losses: dict[str, float]  # the last snapshot's losses
+    wall_s: float
+    cpu_s: float
+    interrupted: bool  # stopped by Ctrl+C; what was trained so far was saved
+    card: dict[str, Any] = field(default_factory=dict)
 
 
 class DivergedError(RuntimeError):

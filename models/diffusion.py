@@ -191,19 +191,31 @@ def diffusion_loss(
     and ``mse`` (plain ‖ε − ε̂‖² per pixel); :func:`loss_by_timestep` gives the loss against t.
     """
     x0, labels = batch  # (B, 1, 28, 28), (B,)
-    n = x0.shape[0]
-    T = alphas_cumprod.shape[0]
-    t = torch.randint(0, T, (n,), device=x0.device)  # t ~ U{0, …, T−1}
-    noise = torch.randn_like(x0)  # ε ~ N(0, I)
-    abar = alphas_cumprod.to(x0.device)[t].view(n, 1, 1, 1)  # ᾱ_t
-    x_t = abar.sqrt() * x0 + (1 - abar).sqrt() * noise  # forward jump (eq. 4)
+    t, noise, abar, x_t = noised(x0, alphas_cumprod)
     null = model.null_class
     if null is not None:
-        drop = torch.rand(n, device=x0.device) < class_dropout
+        drop = torch.rand(len(x0), device=x0.device) < class_dropout
         labels = torch.where(drop, torch.full_like(labels, null), labels)  # some learn "no class"
     else:
         labels = None
     eps_hat = model(x_t, t, labels)  # (B, 1, 28, 28)
+    return noise_loss(eps_hat, noise, abar, min_snr_gamma)
+
+
+def noised(x0: torch.Tensor, alphas_cumprod: torch.Tensor) -> tuple[torch.Tensor, ...]:
+    """A random t per sample and the forward jump: (t (B,), ε, ᾱ_t (B, 1, 1, 1), x_t)."""
+    n = x0.shape[0]
+    t = torch.randint(0, alphas_cumprod.shape[0], (n,), device=x0.device)  # t ~ U{0, …, T−1}
+    noise = torch.randn_like(x0)  # ε ~ N(0, I)
+    abar = alphas_cumprod.to(x0.device)[t].view(n, 1, 1, 1)  # ᾱ_t
+    x_t = abar.sqrt() * x0 + (1 - abar).sqrt() * noise  # forward jump (eq. 4)
+    return t, noise, abar, x_t
+
+
+def noise_loss(eps_hat: torch.Tensor, noise: torch.Tensor, abar: torch.Tensor,
+               min_snr_gamma: float | None) -> dict[str, torch.Tensor]:
+    """``loss``: ‖ε − ε̂‖² per sample, min-SNR weighted when ``min_snr_gamma`` is set; ``mse``: unweighted."""
+    n = noise.shape[0]
     per_sample = (eps_hat - noise).pow(2).mean(dim=(1, 2, 3))  # (B,)
     mse = per_sample.mean()
     if min_snr_gamma is None:

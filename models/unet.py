@@ -17,8 +17,10 @@ Skip connections carry the fine detail past the bottleneck; the middle, at the
 coarsest resolution, sees the whole digit (self-attention lets every position look
 at every other). The timestep tells each block how much noise to expect; a class
 label (0–9, or ``num_classes`` for "no class", used by classifier-free guidance)
-is added to the timestep embedding. Text conditioning comes in through
-cross-attention blocks that exist only when ``config.context_dim`` is set.
+is added to the timestep embedding. Text comes in through cross-attention, which
+exists only when ``config.context_dim`` is set: after every residual block of the
+down and up paths and in the middle, each position of the feature map asks which
+prompt words concern it and mixes in what they say.
 """
 
 from __future__ import annotations
@@ -40,7 +42,7 @@ class UNetConfig:
     groups: int = 8  # GroupNorm groups
     attention_heads: int = 4  # self-attention at the lowest resolution
     num_classes: int | None = 10  # None: unconditional; else labels 0 … num_classes − 1, plus the null class
-    context_dim: int | None = None  # text-embedding size for cross-attention (next chapter); None: none
+    context_dim: int | None = None  # size of the text tokens for cross-attention; None: no text
     dropout: float = 0.0
 
     def __post_init__(self) -> None:
@@ -174,6 +176,8 @@ class UNet(nn.Module):
             self.down.append(ResBlock(c_prev, c, emb_dim, groups, config.dropout))
             self.downsample.append(Downsample(c) if level < levels - 1 else nn.Identity())
             c_prev = c
+        text = config.context_dim is not None
+        self.down_cross = nn.ModuleList(self._cross(c) for c in ch) if text else None
 
         # Middle, at the lowest resolution: residual block, self-attention, (cross-attention), residual block
         self.mid1 = ResBlock(ch[-1], ch[-1], emb_dim, groups, config.dropout)
@@ -192,12 +196,26 @@ class UNet(nn.Module):
             self.up.append(ResBlock(c_prev + c, c, emb_dim, groups, config.dropout))
             self.upsample.append(Upsample(c, ch[level - 1]) if level > 0 else nn.Identity())
             c_prev = ch[level - 1] if level > 0 else c
+        self.up_cross = nn.ModuleList(self._cross(ch[level]) for level in reversed(range(levels))) if text else None
 
         # Output: the conv-in features join once more, then back to image channels
         self.norm_out = nn.GroupNorm(groups, ch[0] * 2)
         self.conv_out = nn.Conv2d(ch[0] * 2, config.in_channels, 3, padding=1)
         nn.init.zeros_(self.conv_out.weight)  # starts by predicting ε̂ = 0
         nn.init.zeros_(self.conv_out.bias)
+
+    def _cross(self, channels: int) -> Attention:
+        return Attention(channels, self.config.attention_heads, self.config.groups, self.config.context_dim)
+
+    def cross_attentions(self) -> dict[str, Attention]:
+        """The cross-attention blocks by the name of the block they follow (empty without text)."""
+        if self.mid_cross is None:
+            return {}
+        levels = len(self.config.channels)
+        named = {f"down {i + 1}": a for i, a in enumerate(self.down_cross)}
+        named["middle"] = self.mid_cross
+        named |= {f"up {levels - i}": a for i, a in enumerate(self.up_cross)}
+        return named
 
     def embed(self, t: torch.Tensor, class_labels: torch.Tensor | None) -> torch.Tensor:
         """Timestep (+ class) embedding, (N, emb_dim). No label means the null class."""
@@ -237,6 +255,8 @@ class UNet(nn.Module):
         skips = [h]
         for level, (block, down) in enumerate(zip(self.down, self.downsample)):
             h = block(h, emb)  # (N, c_level, S, S)
+            if context is not None:
+                h = self.down_cross[level](h, context)  # positions attend to the prompt's tokens
             keep(f"down {level + 1}", h)
             skips.append(h)
             h = down(h)  # (N, c_level, S/2, S/2) except at the bottom
@@ -251,6 +271,8 @@ class UNet(nn.Module):
         for i, (block, up) in enumerate(zip(self.up, self.upsample)):
             level = len(self.up) - i
             h = block(torch.cat([h, skips.pop()], dim=1), emb)  # (N, c_level, S, S)
+            if context is not None:
+                h = self.up_cross[i](h, context)
             keep(f"up {level}", h)
             h = up(h)  # (N, c_level, 2S, 2S) except at the top
 
@@ -290,8 +312,9 @@ class UNet(nn.Module):
                 hook.remove()
         middle = ["res", "self-attention"] + (["cross-attention"] if cfg.context_dim else []) + ["res"]
         kinds = {"conv in": "conv", "middle": " + ".join(middle), "out": "GroupNorm + SiLU + conv"}
+        level_kind = "res + cross-attention" if cfg.context_dim else "res"
         skips = {"conv in": "out", **{f"down {i + 1}": f"up {i + 1}" for i in range(levels)}}
-        return [{"name": name, "kind": kinds.get(name, "res"), "in": shapes[name]["in"],
+        return [{"name": name, "kind": kinds.get(name, level_kind), "in": shapes[name]["in"],
                  "out": shapes[name]["out"], "skip_to": skips.get(name)} for name in order]
 
     def num_parameters(self) -> int:

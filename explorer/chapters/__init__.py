@@ -25,6 +25,7 @@ CHAPTERS: tuple[ChapterEntry, ...] = (
     ChapterEntry("latent", "Latent space", "explorer.chapters.latent", "LatentChapter"),
     ChapterEntry("gan", "GANs", "explorer.chapters.gan", "GanChapter"),
     ChapterEntry("diffusion", "Diffusion", "explorer.chapters.diffusion", "DiffusionChapter"),
+    ChapterEntry("text2img", "Text to image", "explorer.chapters.text2img", "TextToImageChapter"),
 )
 
 

@@ -82,21 +82,24 @@ class RunSpec:
         return params
 
 
-def _locked_run(pipe: TextToImage, prompt: str, spec: RunSpec) -> Iterator[TextFrame]:
+def frames_of(pipe: TextToImage, spec: RunSpec) -> Iterator[TextFrame]:
+    """``generate_frames`` for ``spec``; attention maps only when the prompt has words to attend to
+    (``generate_frames`` fails on a wordless prompt's empty maps)."""
     from models.ldm import generate_frames
 
-    if not PIPELINE_LOCK.acquire(timeout=LOCK_WAIT_S):
-        raise RuntimeError("another run still holds the pipeline")
-    try:
-        yield from generate_frames(pipe, prompt, **spec.kwargs())
-    finally:
-        PIPELINE_LOCK.release()
+    words = pipe.tokens(spec.prompt).words
+    return generate_frames(pipe, spec.prompt, attention=bool(words), **spec.kwargs())
 
 
 def run_text_frames(pipe: TextToImage, spec: RunSpec) -> Iterator[TextFrame]:
     """Worker generator: the run's frames, as ``generate_frames`` makes them."""
     torch_threads_here()
-    yield from _locked_run(pipe, spec.prompt, spec)
+    if not PIPELINE_LOCK.acquire(timeout=LOCK_WAIT_S):
+        raise RuntimeError("another run still holds the pipeline")
+    try:
+        yield from frames_of(pipe, spec)
+    finally:
+        PIPELINE_LOCK.release()
 
 
 def run_pair(pipe: TextToImage, specs: tuple[RunSpec, RunSpec]) -> Iterator[tuple[int, TextFrame]]:
@@ -106,12 +109,10 @@ def run_pair(pipe: TextToImage, specs: tuple[RunSpec, RunSpec]) -> Iterator[tupl
     each image its own noise).
     """
     torch_threads_here()
-    from models.ldm import generate_frames
-
     if not PIPELINE_LOCK.acquire(timeout=LOCK_WAIT_S):
         raise RuntimeError("another run still holds the pipeline")
     try:
-        runs = [generate_frames(pipe, spec.prompt, **spec.kwargs()) for spec in specs]
+        runs = [frames_of(pipe, spec) for spec in specs]
         for first, second in zip(*runs):
             yield 0, first
             yield 1, second

@@ -113,9 +113,9 @@ class PipelineDiagram(QWidget):
         painter.setRenderHint(QPainter.RenderHint.Antialiasing)
         margin = 3.0
         height = self.height() - 2 * margin
-        side = min(height, 96.0)
+        side = min(height, 96.0, 0.1 * self.width())
         boxes_width = self.width() - 2 * margin - side - 5 * ARROW_WIDTH
-        weights = (1.25, 1.75, 1.0, 1.55, 0.95)
+        weights = (1.2, 1.6, 1.05, 1.45, 1.05)
         unit = boxes_width / sum(weights)
         x = margin
         rects = []

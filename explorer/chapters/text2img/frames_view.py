@@ -8,6 +8,7 @@ LATENT_REACH = 3.0  # latents and ε̂ (unit variance at t = T) are drawn −3 �
 STRIP_GAP = 1  # pixels between two channel maps
 STRIP_FILL = 160  # grey of the gaps
 ATTENTION_BASE = 0.4  # share of the (grey) ẑ₀ under an attention map
+ATTENTION_TOP = 4.0  # an attention map is drawn white where a position gets 4× an even share
 
 _NEGATIVE = np.array([33, 102, 172], dtype=np.float32)  # #2166ac
 _POSITIVE = np.array([178, 24, 43], dtype=np.float32)  # #b2182b
@@ -41,14 +42,14 @@ def heat_rgb(values: np.ndarray) -> np.ndarray:
 
 
 def attention_rgb(weights: np.ndarray, base: np.ndarray | None = None) -> np.ndarray:
-    """A word's attention map (h, w) as uint8 RGB, brightest where it looks most, optionally
-    over ``base`` (uint8 (H, W, 3), a multiple of h), drawn in grey underneath.
+    """A word's attention map (h, w), summing to 1, as uint8 RGB, optionally over ``base``
+    (uint8 (H, W, 3), a multiple of h), drawn in grey underneath.
 
-    The map is scaled by its own maximum: it shows *where* the word looks, not how much.
+    Fixed levels: black is no attention, white ``ATTENTION_TOP`` times an even share
+    (1 / (h·w)), so an even spread looks dim red and a word that looks at one place glows.
     """
     weights = np.asarray(weights, dtype=np.float32)
-    peak = float(weights.max())
-    heat = heat_rgb(weights / peak if peak > 0 else weights)
+    heat = heat_rgb(weights * weights.size / ATTENTION_TOP)
     if base is None:
         return heat
     factor = base.shape[0] // weights.shape[0]

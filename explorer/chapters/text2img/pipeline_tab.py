@@ -31,16 +31,17 @@ from explorer.chapters.diffusion.reverse_tab import titled
 from explorer.chapters.text2img.frames_export import EXPORT_SCALE, text_frame_images
 from explorer.chapters.text2img.frames_player import DEFAULT_PROMPT, FrameRun, RunSpec, export_pictures, run_text_frames
 from explorer.chapters.text2img.frames_tab import SamplingTab
-from explorer.chapters.text2img.frames_view import LATENT_REACH, attention_rgb, channel_strip
+from explorer.chapters.text2img.frames_view import ATTENTION_TOP, LATENT_REACH, attention_rgb, channel_strip
 from explorer.widgets.image_panel import ImagePanel
 from explorer.widgets.pipeline_diagram import PipelineDiagram
 from explorer.widgets.readout import ReadoutLabel
 
-STRIPS = {  # name -> title of a row of 4 channel maps
-    "z_t": "z_t: the latent's 4 channels",
-    "eps_uncond": "ε̂ without the text (or with the negative prompt)",
-    "eps_text": "ε̂ with the text",
-    "eps_guided": "guided ε̂ = ε̂∅ + g·(ε̂text − ε̂∅): what the step uses",
+STRIPS = {  # name -> (title, tooltip) of a row of 4 channel maps
+    "z_t": ("z_t: the latent's 4 channels", "The noisy latent the U-Net sees at this step, channel by channel"),
+    "eps_uncond": ("ε̂∅: without the text", "The U-Net's noise prediction given no text (or the negative prompt)"),
+    "eps_text": ("ε̂text: with the text", "The U-Net's noise prediction given the prompt"),
+    "eps_guided": ("guided ε̂ (the step uses it)", "Classifier-free guidance: ε̂ = ε̂∅ + g·(ε̂text − ε̂∅); "
+                   "g = 1 is ε̂text, larger overshoots it away from ε̂∅"),
 }
 
 
@@ -99,7 +100,9 @@ class PipelineTab(SamplingTab):
         self.zt_panel.setToolTip("The noisy latent z_t the U-Net sees at this step, put through the VAE decoder")
         self.x0_panel.setToolTip("ẑ₀: the clean latent this step's noise prediction implies, decoded: what the "
                                  "image is becoming")
-        self.strips = {name: fixed_panel(title, 36) for name, title in STRIPS.items()}
+        self.strips = {name: fixed_panel(title, 36) for name, (title, _) in STRIPS.items()}
+        for name, (_, tip) in STRIPS.items():
+            self.strips[name].setToolTip(tip)
         strips = QVBoxLayout()
         strips.setSpacing(2)
         for panel in self.strips.values():
@@ -190,7 +193,8 @@ class PipelineTab(SamplingTab):
         for word in words:
             panel = fixed_panel(word, 56)
             panel.setToolTip(f"Where “{word}” looks: the U-Net's cross-attention to this word over the "
-                             "8×8 latent positions (averaged over heads and blocks; brightest = most)")
+                             "8×8 latent positions, averaged over heads and blocks (black: none, dim red: an even "
+                             f"share, white: {ATTENTION_TOP:g}× an even share or more)")
             self.words_row.addWidget(panel, 1)
             self.word_panels.append(panel)
         self.no_words.setVisible(not words)
@@ -225,7 +229,7 @@ class PipelineTab(SamplingTab):
         else:
             self.zt_title.setText(f"z_t decoded (t = {frame.t})")
             self.zt_panel.set_image(frame.image[i])
-            self.x0_title.setText(f"ẑ₀ decoded: the guess (t = {frame.t})")
+            self.x0_title.setText(f"ẑ₀ decoded (t = {frame.t})")
             latent = frame.latents[i]
         self.x0_panel.set_image(frame.x0_image[i])
         self.strips["z_t"].set_image(channel_strip(latent))

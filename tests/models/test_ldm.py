@@ -211,7 +211,9 @@ def test_shipped_pipeline_follows_prompts():
     missing = [n for n in names if not asset_path("weights", f"{n}.safetensors").is_file()]
     if missing:
         pytest.skip(f"the shipped text-to-image weights are missing: {', '.join(missing)}")
-    torch.set_num_threads(torch.get_num_threads() if torch.get_num_threads() > 1 else 2)
+    from models.device import set_torch_threads
+
+    set_torch_threads()  # every core (the module's fixture set one)
     report = quality_metrics(load_pipeline(), count=128)
     assert report["prompt_fidelity"] >= 0.90, report
     assert report["clip_zero_shot_accuracy"] >= 0.95, report

@@ -2,17 +2,28 @@
 
 from __future__ import annotations
 
+import importlib
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
-from PySide6.QtCore import QTimer
+from PySide6.QtCore import QSettings, QTimer
 from PySide6.QtWidgets import QFileDialog, QWidget
 
 from explorer.chapters.base import AppContext, ExportJob, TabbedChapter
+from explorer.chapters.common import ViewJob
 from explorer.chapters.text2img.backend import PipelineHolder, load_shipped
-from explorer.chapters.text2img.compare_tab import CompareTab
-from explorer.chapters.text2img.img2img_tab import ImageToImageTab
-from explorer.chapters.text2img.pipeline_tab import PipelineTab
 from explorer.widgets.model_box import ModelBox
+
+# The tabs in order: (title, the chapter's attribute for it, "module:Class" in this package).
+# Each class is built as Class(holder, pool, device). The CLIP tab goes first, one line:
+#     ("CLIP", "clip_tab", "clip_tab:ClipTab"),
+# for the final order "CLIP", "Text to image", "Two prompts", "Image to image".
+TABS: tuple[tuple[str, str, str], ...] = (
+    ("Text to image", "pipeline_tab", "pipeline_tab:PipelineTab"),
+    ("Two prompts", "compare_tab", "compare_tab:CompareTab"),
+    ("Image to image", "img2img_tab", "img2img_tab:ImageToImageTab"),
+)
 
 
 class TextToImageChapter(TabbedChapter):
@@ -32,8 +43,7 @@ class TextToImageChapter(TabbedChapter):
         "<i>Two prompts</i>; turn a scene into another in <i>Image to image</i>.</p>"
     )
 
-    # Final order, once the lead adds the CLIP tab: "CLIP", "Text to image", "Two prompts", "Image to image".
-    TAB_TITLES = ("Text to image", "Two prompts", "Image to image")
+    TAB_TITLES = tuple(title for title, _, _ in TABS)
 
     def __init__(self, context: AppContext, parent: QWidget | None = None) -> None:
         super().__init__(context, parent)
@@ -44,11 +54,17 @@ class TextToImageChapter(TabbedChapter):
         pipe, origin, note = load_shipped(self.device)
         self.holder = PipelineHolder(pipe, origin, self)
 
-        pool = context.workers
-        self.pipeline_tab = PipelineTab(self.holder, pool, self.device)
-        self.compare_tab = CompareTab(self.holder, pool, self.device)
-        self.img2img_tab = ImageToImageTab(self.holder, pool, self.device)
-        self.tab_pages = (self.pipeline_tab, self.compare_tab, self.img2img_tab)
+        pages = []
+        for _, attribute, where in TABS:
+            module, class_name = where.split(":")
+            page_class = getattr(importlib.import_module(f"{__package__}.{module}"), class_name)
+            page = page_class(self.holder, context.workers, self.device)
+            setattr(self, attribute, page)
+            pages.append(page)
+        self.tab_pages = tuple(pages)
+        with self._immediate():  # views complete when first shown (no tab is current yet: none samples)
+            for page in self.tab_pages:
+                page.refresh()
 
         self.model_box = ModelBox(
             "Pipeline in use",
@@ -118,8 +134,28 @@ class TextToImageChapter(TabbedChapter):
         self.statusMessage.emit("The shipped pipeline is back in every tab.")
 
     # ------------------------------------------------------------------ chapter hooks
-    def jobs(self) -> list:
+    def jobs(self) -> list[ViewJob]:
         return [job for page in self.tab_pages for job in page.jobs()]
+
+    @contextmanager
+    def _immediate(self) -> Iterator[None]:
+        """Compute the tabs' views here and now (while the chapter is built or restored), not in workers."""
+        for job in self.jobs():
+            job.immediate = True
+        try:
+            yield
+        finally:
+            for job in self.jobs():
+                job.immediate = False
+
+    @property
+    def busy(self) -> bool:
+        """Whether a view or a run is still being computed (playback aside)."""
+        return any(job.busy for job in self.jobs()) or super().busy
+
+    def restore_settings(self, settings: QSettings) -> None:
+        with self._immediate():
+            super().restore_settings(settings)
 
     def export_job(self) -> ExportJob | None:
         """The current tab's run."""

@@ -14,6 +14,12 @@
     diffusion-explorer train gan [--steps N --batch-size N --lr-d X --lr-g X --loss L --seed S] --out DIR
     diffusion-explorer eval gan [--weights PATH --samples M --seed S]
     diffusion-explorer export gan --mode 2d|images --steps N [--every K --seed S] --out OUT
+    diffusion-explorer export reverse --model shapes --prompt TEXT [--negative TEXT --guidance G --steps N
+                                      --sampler S --seed S --init IMAGE --strength X --panels] --out OUT
+    diffusion-explorer train clip [--steps N --batch-size N ...] --out DIR
+    diffusion-explorer train ldm [--part vae|unet --steps N --clip PATH --vae PATH ...] --out DIR
+    diffusion-explorer eval ldm [--samples N --guidance G --steps N --weights PATH --clip PATH --vae PATH]
+    diffusion-explorer eval clip [--weights PATH --images N]
 
 Each command is one small ``_add_<command>`` function that builds its parser
 and one ``_run_<command>`` function that does the work and returns an exit code.
@@ -136,6 +142,8 @@ def build_parser() -> argparse.ArgumentParser:
     _add_train_autoencoder(trainable)
     _add_train_ddpm(trainable)
     _add_train_gan(trainable)
+    _add_train_clip(trainable)
+    _add_train_ldm(trainable)
     evaluate = commands.add_parser(
         "eval",
         help="measure a model's quality and print it as JSON",
@@ -145,6 +153,8 @@ def build_parser() -> argparse.ArgumentParser:
     _add_eval_vae(measurable)
     _add_eval_ddpm(measurable)
     _add_eval_gan(measurable)
+    _add_eval_ldm(measurable)
+    _add_eval_clip(measurable)
     return parser
 
 
@@ -645,34 +655,54 @@ def _run_eval_vae(args: argparse.Namespace) -> int:
 
 _DDPM_MODELS = {"digits": "ddpm-digits"}  # --model NAME -> shipped weights
 _DEFAULT_GUIDANCE = 2.0  # models.diffusion.DEFAULT_GUIDANCE (not imported here: torch)
+_SHAPES_GUIDANCE, _SHAPES_MAX_GUIDANCE, _SHAPES_STEPS = 5.0, 15.0, 30  # models.ldm's defaults (torch)
 _TRAIN_TIMESTEPS = 1000  # T of the shipped DDPM
 
 
 def _add_export_reverse(sequences: argparse._SubParsersAction) -> None:
     p = sequences.add_parser(
         "reverse",
-        help="reverse diffusion: a digit coming out of pure noise, step by step",
-        description="Sample a digit with the DDPM from seeded pure noise and write x_t at every "
-        "step, then the final image (steps + 1 frames). With --panels each frame is "
-        "x_t | predicted noise ε̂ | predicted x̂₀. The same seed gives identical frames.",
+        help="reverse diffusion: a digit (or a shapes scene from a prompt) coming out of pure noise",
+        description="--model digits: sample a digit with the DDPM from seeded pure noise and write x_t at "
+        "every step, then the final image (steps + 1 frames); with --panels each frame is "
+        "x_t | predicted noise ε̂ | predicted x̂₀. --model shapes: text to image with the latent diffusion "
+        "pipeline (CLIP text encoder, U-Net in the VAE's 8×8×4 latent space, VAE decoder) from --prompt, "
+        "one picture per step, then the final decoded image; with --init, image to image. "
+        "The same seed gives identical frames.",
     )
-    p.add_argument("--model", choices=sorted(_DDPM_MODELS), default="digits",
-                   help="the shipped model (default digits)")
-    p.add_argument("--weights", metavar="PATH", help="DDPM weights (.safetensors) to use instead of --model")
+    p.add_argument("--model", choices=sorted([*_DDPM_MODELS, "shapes"]), default="digits",
+                   help="digits: the digits DDPM (default); shapes: the text-to-image pipeline")
+    p.add_argument("--weights", metavar="PATH",
+                   help="DDPM weights (digits) or latent U-Net weights (shapes, .safetensors) instead of the shipped ones")
     p.add_argument("--sampler", choices=("ddpm", "ddim"), default="ddim",
                    help="DDPM (ancestral, noisy steps) or DDIM (default; deterministic with η = 0)")
     p.add_argument("--steps", type=_positive_int, metavar="N",
-                   help=f"sampling steps, at most {_TRAIN_TIMESTEPS} (default 50 for DDIM, 1000 for DDPM)")
+                   help=f"sampling steps, at most {_TRAIN_TIMESTEPS} (default: digits 50 for DDIM, 1000 for DDPM; "
+                   f"shapes {_SHAPES_STEPS})")
     p.add_argument("--eta", type=_non_negative_float, default=0.0, metavar="E",
                    help="DDIM's η: 0 deterministic (default), 1 as noisy as DDPM")
     p.add_argument("--seed", type=int, default=0, help="seed of the noise (default 0)")
     p.add_argument("--digit", type=int, choices=range(10), metavar="D",
-                   help="ask for this digit 0–9 (default: no class, an unconditional sample)")
+                   help="digits: ask for this digit 0–9 (default: no class, an unconditional sample)")
     p.add_argument("--guidance", type=_non_negative_float, metavar="G",
-                   help=f"classifier-free guidance scale with --digit (default {_DEFAULT_GUIDANCE:g}; 1 = none)")
-    p.add_argument("--panels", action="store_true", help="x_t | ε̂ | x̂₀ side by side")
-    p.add_argument("--scale", type=_positive_int, default=4, metavar="K",
-                   help="enlarge each 28×28 picture K times, nearest neighbour (default 4)")
+                   help=f"classifier-free guidance scale: digits with --digit (default {_DEFAULT_GUIDANCE:g}; "
+                   f"1 = none), shapes 0 … {_SHAPES_MAX_GUIDANCE:g} (default {_SHAPES_GUIDANCE:g}; 0 ignores the prompt)")
+    p.add_argument("--prompt", metavar="TEXT",
+                   help="shapes: what to draw, e.g. 'a red circle on a blue background' (default '': unconditional); "
+                   "unknown words are named in a warning and ignored")
+    p.add_argument("--negative", metavar="TEXT", help="shapes: a negative prompt, what guidance pushes away from")
+    p.add_argument("--init", metavar="IMAGE",
+                   help="shapes: image to image from this image file (or built-in name), resized and centre-cropped "
+                   "to 32×32")
+    p.add_argument("--strength", type=float, metavar="X",
+                   help="shapes with --init: how much noise, in (0, 1] (default 0.75; 1 = pure noise)")
+    p.add_argument("--clip", metavar="PATH", help="shapes: CLIP weights (.safetensors) instead of the shipped ones")
+    p.add_argument("--vae", metavar="PATH", help="shapes: VAE weights (.safetensors) instead of the shipped ones")
+    p.add_argument("--panels", action="store_true",
+                   help="digits: x_t | ε̂ | x̂₀ side by side; shapes: z_t decoded | ẑ₀ decoded")
+    p.add_argument("--scale", type=_positive_int, metavar="K",
+                   help="enlarge each picture K times, nearest neighbour (default 4 for 28×28 digits, "
+                   "8 for 32×32 shapes)")
     _add_device_option(p)
     _add_output_options(p)
     p.set_defaults(run=_run_export_reverse)
@@ -689,6 +719,13 @@ def _check_sampling(args: argparse.Namespace) -> None:
 
 
 def _run_export_reverse(args: argparse.Namespace) -> int:
+    if args.model == "shapes":
+        return _run_export_reverse_shapes(args)
+    for option in ("prompt", "negative", "init", "strength", "clip", "vae"):
+        if getattr(args, option) is not None:
+            return _fail(f"--{option} is for --model shapes (text to image)")
+    if args.scale is None:
+        args.scale = 4
     _check_sampling(args)
     if args.guidance is not None and args.digit is None:
         return _fail("--guidance needs --digit (guidance pulls the sample towards a digit)")
@@ -727,6 +764,89 @@ def _run_export_reverse(args: argparse.Namespace) -> int:
     }
     images = reverse_images(frames, panels=args.panels, scale=args.scale)
     return _write_sequence(images, args.steps + 1, params, args)
+
+
+def _run_export_reverse_shapes(args: argparse.Namespace) -> int:
+    """export reverse --model shapes: text (or image) to image, one picture per step, then the final image."""
+    if args.digit is not None:
+        return _fail("--digit is for --model digits; describe the scene with --prompt")
+    guidance = _SHAPES_GUIDANCE if args.guidance is None else args.guidance
+    if not 0 <= guidance <= _SHAPES_MAX_GUIDANCE:
+        return _fail(f"--guidance must be between 0 and {_SHAPES_MAX_GUIDANCE:g}, got {guidance:g}")
+    steps = args.steps or _SHAPES_STEPS
+    if steps > _TRAIN_TIMESTEPS:
+        return _fail(f"--steps is at most {_TRAIN_TIMESTEPS} (the model's training steps), got {steps}")
+    if args.sampler == "ddpm" and args.eta != 0:
+        return _fail("--eta is a DDIM setting: use --sampler ddim, or leave --eta out")
+    if args.strength is not None and args.init is None:
+        return _fail("--strength needs --init (the image to start from)")
+    strength = 0.75 if args.strength is None else args.strength
+    if not 0 < strength <= 1:
+        return _fail(f"--strength must be more than 0 and at most 1, got {args.strength:g}")
+    if args.seed < 0:
+        return _fail(f"--seed must be at least 0, got {args.seed}")
+    scale = 8 if args.scale is None else args.scale
+    if scale > 64:
+        return _fail(f"--scale is at most 64, got {scale}")
+    _check_output(args)
+    from models.images import open_image
+    from models.ldm import generate_frames, load_pipeline
+
+    init = None
+    if args.init is not None:
+        loaded = open_image(args.init)  # ImageLoadError (one line) for anything that is not an image
+        init = _scene_from_image(loaded.pixels)
+    device = _device(args.device)
+    weights = {"unet": args.weights or "ldm-shapes", "clip": args.clip or "clip-shapes", "vae": args.vae or "vae-shapes"}
+    pipe = load_pipeline(weights["unet"], weights["clip"], weights["vae"], device=device)
+    prompt, negative = args.prompt or "", args.negative or ""
+    tokens = pipe.tokens(prompt)
+    for option, text in (("--prompt", prompt), ("--negative", negative)):
+        if message := pipe.tokens(text).message():
+            print(f"{PROG}: warning: {option}: {message}", file=sys.stderr)
+    frames = list(generate_frames(pipe, prompt, negative=negative, guidance=guidance, num_steps=steps,
+                                  sampler=args.sampler, eta=args.eta, seed=args.seed, init_image=init,
+                                  strength=strength, decode=True, attention=False))
+    config = pipe.unet.config
+    params = {
+        "sequence": "reverse",
+        "model": "shapes",
+        "weights": weights,
+        "prompt": prompt,
+        "words": tokens.words,
+        "unknown_words": tokens.unknown,
+        "negative": negative,
+        "guidance": guidance,
+        "sampler": args.sampler,
+        "steps": steps,
+        "eta": args.eta if args.sampler == "ddim" else None,
+        "seed": args.seed,
+        "init": None if args.init is None else str(args.init),
+        "strength": strength if args.init is not None else None,
+        "schedule": config.beta_schedule,
+        "train_timesteps": config.num_train_timesteps,
+        "t": [frame.t for frame in frames],
+        "frames_show": ("z_t decoded | ẑ₀ decoded" if args.panels else "z_t decoded")
+        + " at each step, then the final decoded image",
+        "panels": args.panels,
+        "scale": scale,
+    }
+    pictures = _text_frame_pictures(frames, args.panels, scale)
+    return _write_sequence(iter(pictures), len(pictures), params, args)
+
+
+def _scene_from_image(pixels: np.ndarray) -> np.ndarray:
+    """An RGB image as a uint8 (32, 32, 3) scene: scaled so its shorter side is 32, the middle square kept."""
+    from PIL import Image, ImageOps
+
+    return np.asarray(ImageOps.fit(Image.fromarray(pixels), (32, 32), Image.Resampling.LANCZOS), dtype=np.uint8)
+
+
+def _text_frame_pictures(frames: list, panels: bool, scale: int) -> list[np.ndarray]:
+    """The pictures the Text to image chapter exports (one renderer for the app and the command line)."""
+    from explorer.chapters.text2img.frames_export import text_frame_images
+
+    return text_frame_images(frames, panels=panels, scale=scale)
 
 
 # ---------------------------------------------------------------------------
@@ -1015,3 +1135,215 @@ def _gan_2d_frames(args: argparse.Namespace, shown: list[int], params: dict) -> 
         yield render_frame(PLANE, snapshot.real, snapshot.fake, snapshot.heat, size=args.size)
 
 
+
+
+# ---------------------------------------------------------------------------
+# train clip, train ldm (the Text to image chapter's models)
+
+
+def _add_shapes_training_options(p: argparse.ArgumentParser, what: str) -> None:
+    """The options every shapes model's training shares (defaults: the shipped recipe's)."""
+    p.add_argument("--out", required=True, type=Path, metavar="DIR", help="folder for the weights")
+    p.add_argument("--name", metavar="NAME", help="file name (default: the shipped model's name)")
+    p.add_argument("--steps", type=_positive_int, metavar="N", help="optimisation steps (default: the recipe's)")
+    p.add_argument("--batch-size", "--batch", dest="batch_size", type=_positive_int, metavar="N",
+                   help=f"{what} per step (default: the recipe's)")
+    p.add_argument("--lr", type=_positive_float, metavar="X", help="peak learning rate (default: the recipe's)")
+    p.add_argument("--data", type=_positive_int, metavar="N",
+                   help="number of training scenes (default: the recipe's)")
+    p.add_argument("--seed", type=int, default=0, help="seed of the data, weights and noise (default 0)")
+    p.add_argument("--no-eval", action="store_true", help="skip the quality metrics in the card")
+    _add_device_option(p)
+
+
+def _shapes_recipe(recipe: Any, args: argparse.Namespace, **changes: Any) -> Any:
+    """``recipe`` with the command line's --steps, --batch-size, --lr, --data and --seed (ValueError if unusable)."""
+    from dataclasses import replace
+
+    if args.seed < 0:
+        raise ValueError(f"--seed must be at least 0, got {args.seed}")
+    changes["seed"] = args.seed
+    for option, field in (("steps", "steps"), ("batch_size", "batch_size"), ("lr", "lr"), ("data", "data_count")):
+        if getattr(args, option) is not None:
+            changes[field] = getattr(args, option)
+    recipe = replace(recipe, **changes)
+    if recipe.batch_size > recipe.data_count:
+        raise ValueError(f"the batch size {recipe.batch_size} is larger than the data ({recipe.data_count} scenes)")
+    return recipe
+
+
+def _add_train_clip(models: argparse._SubParsersAction) -> None:
+    p = models.add_parser(
+        "clip",
+        help="the CLIP-style text and image encoders of the Text to image chapter",
+        description="Train the text encoder and the image encoder contrastively on generated shapes scenes and "
+        "their captions (the seen combinations; some held out) and save DIR/NAME.safetensors, NAME.json and "
+        "the NAME.md card with the zero-shot accuracy. Ctrl+C stops early and saves the steps trained so far "
+        "(exit code 130).",
+    )
+    _add_shapes_training_options(p, "scenes and captions")
+    p.set_defaults(run=_run_train_clip)
+
+
+def _run_train_clip(args: argparse.Namespace) -> int:
+    out: Path = args.out
+    if problem := _unwritable_folder(out):
+        return _fail(problem)
+    from models.clip import SHIPPED_NAME, ClipRecipe, train_clip
+
+    recipe = _shapes_recipe(ClipRecipe(), args)
+    name = args.name or SHIPPED_NAME
+    device = _device(args.device)
+    return _train_and_report(
+        name, recipe.steps, "training diverged: {}; try a smaller --lr",
+        lambda command, on_step: train_clip(recipe, out, name=name, device=device, evaluate=not args.no_eval,
+                                            command=command, on_snapshot=lambda s: on_step(s.step)),
+    )
+
+
+def _add_train_ldm(models: argparse._SubParsersAction) -> None:
+    p = models.add_parser(
+        "ldm",
+        help="the latent diffusion pipeline's VAE or U-Net (text to image)",
+        description="--part vae: train the shapes VAE (32×32×3 ↔ 8×8×4) and save it with its latent scaling "
+        "factor. --part unet (default): train the latent U-Net with cross-attention on a frozen CLIP (--clip) "
+        "and VAE (--vae), prompts dropped one time in ten for classifier-free guidance, and save its EMA "
+        "weights. Both write DIR/NAME.safetensors, NAME.json and the NAME.md card. Ctrl+C stops early and "
+        "saves the steps trained so far (exit code 130).",
+    )
+    p.add_argument("--part", choices=("vae", "unet"), default="unet", help="which model to train (default unet)")
+    p.add_argument("--clip", metavar="PATH",
+                   help="--part unet: the frozen CLIP (.safetensors; default the shipped clip-shapes)")
+    p.add_argument("--vae", metavar="PATH",
+                   help="--part unet: the frozen VAE (.safetensors; default the shipped vae-shapes)")
+    _add_shapes_training_options(p, "scenes")
+    p.set_defaults(run=_run_train_ldm)
+
+
+def _run_train_ldm(args: argparse.Namespace) -> int:
+    out: Path = args.out
+    if problem := _unwritable_folder(out):
+        return _fail(problem)
+    if args.part == "vae":
+        if args.clip is not None or args.vae is not None:
+            return _fail("--clip and --vae are the frozen models of --part unet; --part vae needs neither")
+        from models.image_vae import SHIPPED_NAME, ImageVAERecipe, train_image_vae
+
+        recipe = _shapes_recipe(ImageVAERecipe(), args)
+        name = args.name or SHIPPED_NAME
+        device = _device(args.device)
+        return _train_and_report(
+            name, recipe.steps, "training diverged: {}; try a smaller --lr",
+            lambda command, on_step: train_image_vae(recipe, out, name=name, device=device,
+                                                     evaluate=not args.no_eval, command=command,
+                                                     on_snapshot=lambda s: on_step(s.step)),
+        )
+    from dataclasses import replace
+
+    from models.clip import SHIPPED_NAME as CLIP_NAME, load_clip
+    from models.image_vae import SHIPPED_NAME as VAE_NAME, load_image_vae
+    from models.ldm import LDM_CONFIG, SHIPPED_NAME, LDMRecipe, train_ldm
+
+    clip_path, vae_path = args.clip or CLIP_NAME, args.vae or VAE_NAME
+    clip, _ = load_clip(clip_path)  # WeightsError (one line) before any work
+    vae, _ = load_image_vae(vae_path)
+    # The U-Net attends to this CLIP's tokens and works in this VAE's latent space: its shapes follow theirs.
+    unet = replace(LDM_CONFIG.unet, context_dim=clip.config.width, in_channels=vae.config.latent_channels,
+                   image_size=vae.config.latent_size)
+    recipe = _shapes_recipe(LDMRecipe(), args, config=replace(LDM_CONFIG, unet=unet))
+    name = args.name or SHIPPED_NAME
+    device = _device(args.device)
+    return _train_and_report(
+        name, recipe.steps, "training diverged: {}; try a smaller --lr",
+        lambda command, on_step: train_ldm(recipe, out, clip=clip_path, vae=vae_path, name=name, device=device,
+                                           evaluate=not args.no_eval, command=command,
+                                           on_snapshot=lambda s: on_step(s.step)),
+    )
+
+
+# ---------------------------------------------------------------------------
+# eval ldm, eval clip
+
+
+def _add_eval_ldm(models: argparse._SubParsersAction) -> None:
+    p = models.add_parser(
+        "ldm",
+        help="how faithfully the text-to-image pipeline follows prompts, and CLIP's zero-shot accuracy",
+        description="Generate M scenes from captions (half seen in training, half held-out combinations) and "
+        "print JSON: prompt_fidelity (the evaluator finds the asked shape, colour and background; goal ≥ 0.90), "
+        "real_fidelity (the same judge on real scenes), clip_zero_shot_accuracy (goal ≥ 0.95), each also "
+        "split into _seen and _held_out, with the goals and meets_goals.",
+    )
+    p.add_argument("--weights", metavar="PATH", help="latent U-Net weights (default the shipped ldm-shapes)")
+    p.add_argument("--clip", metavar="PATH", help="CLIP weights (default the shipped clip-shapes)")
+    p.add_argument("--vae", metavar="PATH", help="VAE weights (default the shipped vae-shapes)")
+    p.add_argument("--samples", type=_positive_int, default=256, metavar="M",
+                   help="scenes generated (default 256; at least 2)")
+    p.add_argument("--guidance", type=_non_negative_float, default=_SHAPES_GUIDANCE, metavar="G",
+                   help=f"guidance scale, 0 … {_SHAPES_MAX_GUIDANCE:g} (default {_SHAPES_GUIDANCE:g})")
+    p.add_argument("--steps", type=_positive_int, default=_SHAPES_STEPS, metavar="N",
+                   help=f"sampling steps (default {_SHAPES_STEPS})")
+    p.add_argument("--sampler", choices=("ddpm", "ddim"), default="ddim", help="sampler (default ddim)")
+    p.add_argument("--zero-shot-images", type=_positive_int, default=2000, metavar="N",
+                   help="fresh scenes CLIP labels for its zero-shot accuracy (default 2000)")
+    p.add_argument("--seed", type=int, default=None, metavar="S", help="seed of the noise (default: the held-out seed)")
+    _add_device_option(p)
+    p.set_defaults(run=_run_eval_ldm)
+
+
+def _run_eval_ldm(args: argparse.Namespace) -> int:
+    if args.samples < 2:
+        return _fail(f"--samples must be at least 2 (seen and held-out prompts), got {args.samples}")
+    if args.zero_shot_images < 2:
+        return _fail(f"--zero-shot-images must be at least 2, got {args.zero_shot_images}")
+    if args.guidance > _SHAPES_MAX_GUIDANCE:
+        return _fail(f"--guidance must be between 0 and {_SHAPES_MAX_GUIDANCE:g}, got {args.guidance:g}")
+    if args.steps > _TRAIN_TIMESTEPS:
+        return _fail(f"--steps is at most {_TRAIN_TIMESTEPS}, got {args.steps}")
+    if args.seed is not None and args.seed < 0:
+        return _fail(f"--seed must be at least 0, got {args.seed}")
+    from models.ldm import EVAL_SEED, load_pipeline, quality_metrics
+
+    device = _device(args.device)
+    weights = {"unet": args.weights or "ldm-shapes", "clip": args.clip or "clip-shapes", "vae": args.vae or "vae-shapes"}
+    pipe = load_pipeline(weights["unet"], weights["clip"], weights["vae"], device=device)
+    seed = EVAL_SEED if args.seed is None else args.seed
+    report = quality_metrics(pipe, args.samples, guidance=args.guidance, num_steps=args.steps, sampler=args.sampler,
+                             seed=seed, zero_shot_images=args.zero_shot_images)
+    report["weights"] = weights
+    report["seed"] = seed
+    print(json.dumps(report, indent=2))
+    return 0
+
+
+def _add_eval_clip(models: argparse._SubParsersAction) -> None:
+    p = models.add_parser(
+        "clip",
+        help="CLIP's zero-shot accuracy on fresh shapes scenes",
+        description="Pick each fresh scene's caption among all 336 full captions by cosine similarity and print "
+        "JSON: accuracy (goal ≥ 0.95), seen and held_out (combinations no model of the chapter trained on).",
+    )
+    p.add_argument("--weights", metavar="PATH", help="CLIP weights (default the shipped clip-shapes)")
+    p.add_argument("--images", type=_positive_int, default=2000, metavar="N",
+                   help="fresh scenes, half seen and half held-out combinations (default 2000; at least 2)")
+    p.add_argument("--seed", type=int, default=None, metavar="S", help="seed of the scenes (default: the held-out seed)")
+    _add_device_option(p)
+    p.set_defaults(run=_run_eval_clip)
+
+
+def _run_eval_clip(args: argparse.Namespace) -> int:
+    if args.images < 2:
+        return _fail(f"--images must be at least 2, got {args.images}")
+    if args.seed is not None and args.seed < 0:
+        return _fail(f"--seed must be at least 0, got {args.seed}")
+    from models.clip import EVAL_SEED, load_clip, zero_shot_accuracy
+
+    model, _ = load_clip(args.weights or "clip-shapes", device=_device(args.device))
+    seed = EVAL_SEED if args.seed is None else args.seed
+    report = zero_shot_accuracy(model.eval(), count=args.images, seed=seed)
+    report["goal"] = 0.95
+    report["meets_goal"] = report["accuracy"] >= 0.95
+    report["weights"] = args.weights or "clip-shapes"
+    report["seed"] = seed
+    print(json.dumps(report, indent=2))
+    return 0

@@ -167,6 +167,7 @@ class CompareTab(SamplingTab):
         self.runs = (FrameRun(specs[0], specs[0].steps), FrameRun(specs[1], specs[1].steps))
         for header, spec in zip(self.headers, specs):
             header.setText(f"“{spec.prompt}”" if spec.prompt.strip() else "(empty prompt: unconditional)")
+        self.distances: list[float] = []  # per step both runs have
         self.distance_curve.setData([], [])
         self.curve_plot.setXRange(1, max(2, specs[0].steps), padding=0.02)
         self.progress.setRange(0, 2 * specs[0].steps)
@@ -184,8 +185,10 @@ class CompareTab(SamplingTab):
         a, b = self.runs
         self.progress.setValue(len(a.frames) + len(b.frames))
         if k == 1:  # both have this step now
-            distances = [latent_distance(x.latents, y.latents) for x, y in zip(a.frames, b.frames)]
+            distances = self.distances
+            distances.append(latent_distance(a.frames[len(distances)].latents, b.frames[len(distances)].latents))
             self.distance_curve.setData(np.arange(1, len(distances) + 1), distances)
+            self.curve_plot.setYRange(0.0, max(0.05, 1.1 * max(distances)), padding=0)
             self.player.set_available(self.available(), waiting=not self.complete())
             if len(b.frames) == 1:
                 self.player.show_position(0)

@@ -112,6 +112,10 @@ class ImageToImageTab(SamplingTab):
         file_row.addWidget(self.open_button, 1)
         form.addRow(scene_row)
         form.addRow(file_row)
+        self.source_label = QLabel()
+        self.source_label.setWordWrap(True)
+        self.source_label.setStyleSheet("color: #555;")
+        form.addRow(self.source_label)
         self.strength_slider = QLabeledDoubleSlider(Qt.Orientation.Horizontal)
         self.strength_slider.setRange(MIN_STRENGTH, 1.0)
         self.strength_slider.setSingleStep(0.05)
@@ -191,6 +195,7 @@ class ImageToImageTab(SamplingTab):
         image = pixels if pixels.shape == (SIDE, SIDE, 3) else square_rgb(pixels)
         self.source, self.source_name = np.ascontiguousarray(image, dtype=np.uint8), name
         self.source_title.setText(f"source: {name.split(',')[0]}")
+        self.source_label.setText(f"Source: {name} (32×32)")
         self.source_panel.setToolTip(f"The source: {name}")
         self.source_panel.set_image(self.source)
         self._on_setting_changed()
@@ -274,8 +279,7 @@ class ImageToImageTab(SamplingTab):
         spec = self.run.spec
         where = "the result" if final else f"step {frame.index + 1} of {frame.total}, t = {frame.t}"
         self.readout.setText(f"<b>{where}</b> &nbsp; strength {spec.strength:.2f}: {frame.total} of "
-                             f"{spec.steps} steps run, from t = {self.run.frames[0].t} &nbsp; guidance {spec.guidance:g}"
-                             f" &nbsp; source: {self.source_name}")
+                             f"{spec.steps} steps run, from t = {self.run.frames[0].t} &nbsp; guidance {spec.guidance:g}")
         self.player.label.setText("result" if final else f"step {frame.index + 1} / {frame.total}")
 
     # ------------------------------------------------------------------ export

@@ -126,8 +126,11 @@ class PipelineTab(SamplingTab):
         self.over_check.setChecked(True)
         self.over_check.setToolTip("Draw each word's map over the decoded ẑ₀ (in grey), or on its own")
         self.over_check.toggled.connect(lambda: self.show_position(self.player.position))
+        attention_legend = QLabel(f"black: none · red: an even share · white: {ATTENTION_TOP:g}× that or more")
+        attention_legend.setStyleSheet("color: #555; font-size: 11px;")
         header = QHBoxLayout()
         header.addWidget(self.attention_header, 1)
+        header.addWidget(attention_legend)
         header.addWidget(self.over_check)
         self.words_row = QHBoxLayout()
         self.words_row.setSpacing(4)
@@ -252,7 +255,9 @@ class PipelineTab(SamplingTab):
             self.attention_maps = None
             self.attention_header.setText("Cross-attention")
             return
-        self.attention_header.setText(f"Cross-attention at {step}: where each word looks")
+        self.attention_header.setText(f"Cross-attention at {step}")
+        self.attention_header.setToolTip("Where each word looks: the U-Net's attention to it over the 8×8 "
+                                         "latent positions")
         maps = frame.attention[0, : len(self.word_panels)]
         self.attention_maps = maps
         base = (frame.final_image if final else frame.x0_image)[0] if self.over_check.isChecked() else None

@@ -6,6 +6,7 @@ import subprocess
 import sys
 from pathlib import Path
 
+import numpy as np
 import pytest
 import shiboken6
 from PySide6.QtCore import QSettings
@@ -151,3 +152,18 @@ def test_the_screenshot_command_renders_the_chapter(tmp_path):
 
     with Image.open(out) as picture:
         assert picture.size[0] > 800 and picture.size[1] > 500
+
+
+def test_an_opened_image_becomes_the_image_to_image_source(chapter):
+    from explorer.chapters.text2img.img2img_tab import square_rgb
+
+    coffee = load_builtin("coffee")
+    chapter.set_image(coffee)
+    tab = chapter.img2img_tab
+    assert tab.file_radio.isChecked() and tab.source_name == "coffee"
+    np.testing.assert_array_equal(tab.source, square_rgb(coffee.pixels))
+    np.testing.assert_array_equal(tab.source_panel.image(), tab.source)
+    tab.scene_radio.click()  # back to the scene; the opened image stays one click away
+    assert tab.source_name.startswith("scene ")
+    tab.file_radio.click()
+    assert tab.source_name == "coffee"

@@ -6,6 +6,7 @@ import importlib
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from PySide6.QtCore import QSettings, QTimer
 from PySide6.QtWidgets import QFileDialog, QWidget
@@ -14,6 +15,9 @@ from explorer.chapters.base import AppContext, ExportJob, TabbedChapter
 from explorer.chapters.common import ViewJob
 from explorer.chapters.text2img.backend import PipelineHolder, load_shipped
 from explorer.widgets.model_box import ModelBox
+
+if TYPE_CHECKING:
+    from models.images import LoadedImage
 
 # The tabs in order: (title, the chapter's attribute for it, "module:Class" in this package).
 # Each class is built as Class(holder, pool, device). The CLIP tab goes first, one line:
@@ -40,7 +44,8 @@ class TextToImageChapter(TabbedChapter):
         "decoder</b> turns the last latent into pixels."
         "<p><b>Try:</b> press <b>Space</b> to play, <b>←/→</b> to step; raise the guidance from 0; type a "
         "word the model does not know; watch where “red” and “circle” look; change one word in "
-        "<i>Two prompts</i>; turn a scene into another in <i>Image to image</i>.</p>"
+        "<i>Two prompts</i>; turn a scene (or a picture opened with File → Open image) into another in "
+        "<i>Image to image</i>.</p>"
     )
 
     TAB_TITLES = tuple(title for title, _, _ in TABS)
@@ -156,6 +161,10 @@ class TextToImageChapter(TabbedChapter):
     def restore_settings(self, settings: QSettings) -> None:
         with self._immediate():
             super().restore_settings(settings)
+
+    def set_image(self, image: LoadedImage) -> None:
+        """File → Open image (or a drop): the Image to image tab's source from now on."""
+        self.img2img_tab.use_image(image.pixels, image.name)
 
     def export_job(self) -> ExportJob | None:
         """The current tab's run."""

@@ -206,14 +206,18 @@ class ImageToImageTab(SamplingTab):
 
         path = Path(path)
         try:
-            pixels = square_rgb(load_image(path).pixels)
+            pixels = load_image(path).pixels
         except ImageLoadError as error:
             self.message.emit(f"{error}. The source is unchanged.")
             return False
-        self.file_source = (pixels, path.name)
-        self.file_radio.setChecked(True)
-        self.set_source(pixels, path.name)
+        self.use_image(pixels, path.name)
         return True
+
+    def use_image(self, pixels: np.ndarray, name: str) -> None:
+        """Make an opened picture (uint8 H×W×3) the source, centre-cropped and resized to 32×32."""
+        self.file_source = (square_rgb(pixels), name)
+        self.file_radio.setChecked(True)
+        self.set_source(*self.file_source)
 
     def open_image_dialog(self) -> None:
         from models.images import IMAGE_FILE_FILTER

@@ -109,7 +109,8 @@ class CompareTab(SamplingTab):
             header.setWordWrap(True)
             big = fixed_panel(minimum=150)
             zt = fixed_panel(minimum=70)
-            final = fixed_panel("final image", 70)
+            final = fixed_panel(minimum=70)
+            titled(final).setText("final image")  # (titled: level with z_t's title)
             strip = fixed_panel("z_t: 4 channels", 30)
             self.headers.append(header)
             self.big_panels.append(big)
@@ -167,6 +168,8 @@ class CompareTab(SamplingTab):
         self.runs = (FrameRun(specs[0], specs[0].steps), FrameRun(specs[1], specs[1].steps))
         for header, spec in zip(self.headers, specs):
             header.setText(f"“{spec.prompt}”" if spec.prompt.strip() else "(empty prompt: unconditional)")
+        for panel in self.final_panels:
+            panel.image_item.clear()
         self.distances: list[float] = []  # per step both runs have
         self.distance_curve.setData([], [])
         self.curve_plot.setXRange(1, max(2, specs[0].steps), padding=0.02)
@@ -193,6 +196,8 @@ class CompareTab(SamplingTab):
             if len(b.frames) == 1:
                 self.player.show_position(0)
             if self.complete():
+                for panel, run in zip(self.final_panels, self.runs):
+                    panel.set_image(run.frames[-1].final_image[0])
                 self.message.emit(f"{a.spec.describe()}, both prompts: {b.seconds:.1f} s.")
 
     def available(self) -> int:
@@ -224,8 +229,6 @@ class CompareTab(SamplingTab):
                 self.zt_panels[k].set_image(frame.image[0])
                 latent = frame.latents[0]
             self.strips[k].set_image(channel_strip(latent))
-            if run.complete:
-                self.final_panels[k].set_image(run.frames[-1].final_image[0])
             shown.append((frame, final, latent))
         (frame, final, a), (_, _, b) = shown
         distance = latent_distance(a, b)

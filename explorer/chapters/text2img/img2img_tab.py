@@ -152,14 +152,16 @@ class ImageToImageTab(SamplingTab):
         note.setWordWrap(True)
         self.source_panel = fixed_panel(minimum=110)
         self.source_title = titled(self.source_panel)
-        self.roundtrip_panel = fixed_panel("its VAE round trip", 110)
+        self.roundtrip_panel = fixed_panel(minimum=110)
+        titled(self.roundtrip_panel).setText("its VAE round trip")  # (titled: level with its neighbours')
         self.start_panel = fixed_panel(minimum=110)
         self.start_title = titled(self.start_panel)
         self.zt_panel = fixed_panel(minimum=110)
         self.zt_title = titled(self.zt_panel)
         self.x0_panel = fixed_panel(minimum=110)
         self.x0_title = titled(self.x0_panel)
-        self.result_panel = fixed_panel("the result", 110)
+        self.result_panel = fixed_panel(minimum=110)
+        titled(self.result_panel).setText("the result")
         grid = QGridLayout()
         grid.setSpacing(6)
         for i, panel in enumerate((self.source_panel, self.roundtrip_panel, self.start_panel,
@@ -235,6 +237,7 @@ class ImageToImageTab(SamplingTab):
     def _start_run(self, on_finished):
         spec = self.run_spec()
         self.run = FrameRun(spec, total=spec.expected_frames)
+        self.result_panel.image_item.clear()  # not this run's result
         self.progress.setRange(0, spec.expected_frames)
         self.progress.setValue(0)
         self.progress.setFormat(f"{spec.expected_frames} of {spec.steps} steps: %v / %m")

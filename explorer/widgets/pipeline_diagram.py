@@ -127,7 +127,8 @@ class PipelineDiagram(QWidget):
 
         self._box(painter, rects[0], "Prompt", TEXT_STYLE, False)
         self._prompt(painter, rects[0])
-        self._box(painter, rects[1], f"Tokens ({len(self.tokens)})", TEXT_STYLE, False)
+        used = sum(token.kind in ("known", "special") for token in self.tokens)
+        self._box(painter, rects[1], f"Tokens ({used})", TEXT_STYLE, False)
         self._tokens(painter, rects[1])
         self._box(painter, rects[2], "Text encoder", TEXT_STYLE, False)
         self._lines(painter, rects[2], ["CLIP (frozen)", f"→ {'×'.join(map(str, self.embedding_shape))}",

@@ -28,7 +28,7 @@ if TYPE_CHECKING:
 
 DEFAULT_PROMPT = "a red circle on a blue background"
 DEBOUNCE_MS = 300  # a setting change starts a new run once the controls rest this long
-LOCK_WAIT_S = 30.0
+LOCK_WAIT_S = 600.0  # an export waits for the tab's run (even DDPM-1000) to end or be stopped
 
 # generate_frames switches the U-Net's cross-attention blocks into "keep the weights" mode for
 # a whole run; two runs on one U-Net at once (a stopped run still finishing its step while the

@@ -236,3 +236,15 @@ def test_settings_are_remembered(qtbot, tab, tmp_path):
     settings.setValue("pipeline/seed", "nonsense")
     tab.restore_settings(settings)
     assert tab.seed_spin.value() == 42
+
+
+def test_the_diagram_shows_the_tokens_as_the_tokenizer_reads_them(tab):
+    prompt = "a Red circle, on a blue background! " * 2 + "star qux"
+    tokens = tab.holder.pipe.tokens(prompt)
+    tab.prompt_edit.setText(prompt)
+    tab._show_tokens()  # (as typing does)
+    shown = tab.diagram.token_texts()
+    assert shown[0] == ("<bos>", "special") and shown[-1] == ("<eos>", "special")
+    assert [text for text, kind in shown if kind == "known"] == tokens.words
+    assert [text for text, kind in shown if kind == "dropped"] == tokens.dropped == ["star"]
+    assert [text for text, kind in shown if kind == "unknown"] == tokens.unknown == ["qux"]

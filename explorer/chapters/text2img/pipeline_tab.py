@@ -194,7 +194,7 @@ class PipelineTab(SamplingTab):
             panel.deleteLater()
         self.word_panels = []
         for word in words:
-            panel = fixed_panel(word, 56)
+            panel = fixed_panel(word, 36)
             panel.setToolTip(f"Where “{word}” looks: the U-Net's cross-attention to this word over the "
                              "8×8 latent positions, averaged over heads and blocks (black: none, dim red: an even "
                              f"share, white: {ATTENTION_TOP:g}× an even share or more)")

@@ -197,9 +197,14 @@ class ClipTab(TextToImageTab):
                                                pen=pg.mkPen("w", width=0.5))
         self.query_mark = pg.ScatterPlotItem(size=18, symbol="x", brush=pg.mkBrush("#ff2d95"),
                                              pen=pg.mkPen("w", width=0.5))
-        for item in (self.image_dots, self.prompt_marks, self.query_mark):
+        for z, item in enumerate((self.image_dots, self.prompt_marks, self.query_mark)):
+            item.setZValue(z)  # the marks above the dots (and the labels above both)
             self.map.addItem(item)
         self.map_labels: list[pg.TextItem] = []
+        self.map_key = QLabel(f"Dots: {POOL_SIZE} fresh scenes (colour: the shape's colour; symbol: its shape). "
+                              "✕: the prompts; pink ✕: the nearest-images prompt.")
+        self.map_key.setWordWrap(True)
+        self.map_key.setStyleSheet("color: #555;")
 
         self.nearest_title = QLabel()
         self.nearest_title.setStyleSheet("font-weight: 600;")
@@ -220,6 +225,7 @@ class ClipTab(TextToImageTab):
         right = QVBoxLayout()
         right.addWidget(self.map_title)
         right.addWidget(self.map, 1)
+        right.addWidget(self.map_key)
         top = QHBoxLayout()
         top.addLayout(left, 1)
         top.addLayout(right, 1)
@@ -311,8 +317,12 @@ class ClipTab(TextToImageTab):
         marks = [(f"{j + 1} {p}", point, "#111") for j, (p, point) in enumerate(zip(view.prompts, view.prompt_points))]
         if view.query_point is not None:
             marks.append((view.query, view.query_point, "#c2006b"))
+        middle = float(np.median(view.image_points[:, 0])) if len(view.image_points) else 0.0
         for text, point, color in marks:
-            label = pg.TextItem(_short(text), color=color, anchor=(0, 1))
+            # labels right of the middle extend to the left, so that none runs off the plot
+            label = pg.TextItem(_short(text), color=color, anchor=(1, 1) if point[0] > middle else (0, 1),
+                                fill=pg.mkBrush(255, 255, 255, 200))
+            label.setZValue(3)
             label.setPos(float(point[0]), float(point[1]))
             self.map.addItem(label)
             self.map_labels.append(label)

@@ -121,3 +121,16 @@ def test_settings_round_trip(qtbot, tab, tmp_path):
     assert tab.query_edit.text() == "a white cross"
     qtbot.waitUntil(lambda: tab.view.prompts == ["a star", "a heart"], timeout=WAIT_MS)
     wait(qtbot, tab)
+
+
+def test_no_prompts_and_no_query(qtbot, tab):
+    with qtbot.waitSignal(tab.message, timeout=WAIT_MS) as signal:
+        tab.prompts_edit.setPlainText("\n  \n")
+    assert "Type a prompt" in signal.args[0]
+    tab.query_edit.clear()
+    qtbot.waitUntil(lambda: tab.view.prompts == [] and tab.view.query == "", timeout=WAIT_MS)
+    wait(qtbot, tab)
+    assert tab.view.similarity.shape == (8, 0) and len(tab.view.nearest) == 0
+    assert len(tab.prompt_marks.data) == 0 and len(tab.query_mark.data) == 0
+    assert len(tab.image_dots.data) == POOL_SIZE
+    assert "type a prompt" in tab.nearest_title.text()

@@ -40,8 +40,11 @@ def chapter(qtbot, monkeypatch):
     chapter.resize(1230, 780)
     chapter.show()
     qtbot.waitExposed(chapter)
+    errors: list[str] = []  # any worker's error, reported after the test
+    chapter.context.workers.errorOccurred.connect(errors.append)
     yield chapter
     destroy(chapter)
+    assert not errors, errors
 
 
 def messages_of(chapter: TextToImageChapter) -> list[str]:

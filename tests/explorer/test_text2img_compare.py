@@ -34,7 +34,10 @@ def run(qtbot, tab: CompareTab) -> None:
         tab.generate()
     else:
         tab.set_active(True)
-    qtbot.waitUntil(lambda: not tab.busy and tab.complete(), timeout=WAIT_MS)
+    errors: list[str] = []
+    tab.pool.errorOccurred.connect(errors.append)
+    qtbot.waitUntil(lambda: bool(errors) or (not tab.busy and tab.complete()), timeout=WAIT_MS)
+    assert not errors, errors
     tab.player.pause()
 
 

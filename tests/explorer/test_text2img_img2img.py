@@ -36,7 +36,10 @@ def run(qtbot, tab: ImageToImageTab) -> None:
         tab.generate()
     else:
         tab.set_active(True)
-    qtbot.waitUntil(lambda: not tab.busy and tab.complete(), timeout=WAIT_MS)
+    errors: list[str] = []
+    tab.pool.errorOccurred.connect(errors.append)
+    qtbot.waitUntil(lambda: bool(errors) or (not tab.busy and tab.complete()), timeout=WAIT_MS)
+    assert not errors, errors
     tab.player.pause()
 
 
@@ -76,8 +79,8 @@ def test_strength_one_half_of_ten_steps_runs_five_from_the_source_noised(qtbot, 
 
 
 def test_an_image_file_becomes_a_centre_cropped_32_pixel_source(qtbot, tab, tmp_path):
-    wide = np.zeros((40, 80, 3), np.uint8)
-    wide[:, 20:60] = (250, 10, 10)  # the centre square is red, the sides black
+    wide = np.full((40, 80, 3), 255, np.uint8)
+    wide[:, 10:70] = (250, 10, 10)  # the centre square (columns 20 … 59) is red, the sides white
     path = tmp_path / "wide.png"
     Image.fromarray(wide).save(path)
     assert tab.open_image_file(path)

@@ -51,7 +51,7 @@ def pair_pictures(runs: tuple[list, list], panels: bool, scale: int) -> list[np.
 def export_pair(pipe, specs: tuple[RunSpec, RunSpec], panels: bool, scale: int) -> Iterator[np.ndarray]:
     """Worker generator: both runs sampled afresh, pictured side by side."""
     frames: tuple[list, list] = ([], [])
-    for k, frame in run_pair(pipe, specs):
+    for k, frame in run_pair(pipe, specs):  # (run to its end: the pipeline is released here)
         frames[k].append(frame)
     yield from pair_pictures(frames, panels, scale)
 

@@ -47,14 +47,12 @@ MIN_STRENGTH = 0.05
 
 
 def square_rgb(pixels: np.ndarray, side: int = SIDE) -> np.ndarray:
-    """An H×W×3 uint8 picture centre-cropped to a square and resized to side × side (Pillow, area filter)."""
-    from PIL import Image
+    """An H×W×3 uint8 picture centre-cropped to a square and resized to side × side, as the command
+    line's ``--init`` does (Pillow's ``ImageOps.fit``, Lanczos)."""
+    from PIL import Image, ImageOps
 
-    height, width = pixels.shape[:2]
-    crop = min(height, width)
-    top, left = (height - crop) // 2, (width - crop) // 2
-    square = Image.fromarray(np.ascontiguousarray(pixels[top : top + crop, left : left + crop, :3]))
-    return np.asarray(square.resize((side, side), Image.Resampling.BOX), dtype=np.uint8).copy()
+    picture = Image.fromarray(np.ascontiguousarray(pixels[..., :3], dtype=np.uint8))
+    return np.asarray(ImageOps.fit(picture, (side, side), Image.Resampling.LANCZOS), dtype=np.uint8).copy()
 
 
 def run_image_to_image(pipe, spec: RunSpec) -> Iterator[tuple[str, np.ndarray | object]]:
@@ -65,8 +63,12 @@ def run_image_to_image(pipe, spec: RunSpec) -> Iterator[tuple[str, np.ndarray | 
     with torch.inference_mode():
         roundtrip = pipe.decode(pipe.encode_images(spec.init_image[None]))[0]
     yield "roundtrip", roundtrip
-    for frame in run_text_frames(pipe, spec):
-        yield "frame", frame
+    frames = run_text_frames(pipe, spec)
+    try:
+        for frame in frames:
+            yield "frame", frame
+    finally:
+        frames.close()  # now, on this thread, when the worker stops: it releases the pipeline
 
 
 class ImageToImageTab(SamplingTab):

@@ -15,7 +15,7 @@ Prints the median wall time and the median process CPU time of each case (the CP
 leaves out waiting for a core, so it stays meaningful on a busy machine; divided by the
 thread count it estimates the wall time of an idle machine) and their ratios.
 
-    OMP_WAIT_POLICY=PASSIVE python bench/bench_text2img.py [--repeats 5]
+    OMP_WAIT_POLICY=PASSIVE python bench/bench_text2img.py [--repeats 5] [--threads N]
 """
 
 from __future__ import annotations
@@ -79,8 +79,11 @@ def run(pipe: TextToImage, decode: bool, attention: bool, steps: int = STEPS) ->
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--repeats", type=int, default=5, help="timed runs per case (default 5)")
+    parser.add_argument("--threads", type=int, help="torch threads (default: every core)")
     args = parser.parse_args()
     threads = set_torch_threads()
+    if args.threads:
+        torch.set_num_threads(threads := args.threads)
     pipe, which = load()
     parameters = {name: sum(p.numel() for p in part.parameters()) / 1e6
                   for name, part in (("CLIP", pipe.clip), ("VAE", pipe.vae), ("U-Net", pipe.unet))}
@@ -90,6 +93,8 @@ def main() -> None:
 
     # Whole runs against the goal
     for decode, attention, label in ((False, False, "final image only"),
+                                     (True, False, "decode z_t and ẑ₀ every step"),
+                                     (False, True, "attention maps every step"),
                                      (True, True, "decode + attention (the GUI's)")):
         wall, cpu = timed(lambda: run(pipe, decode, attention), args.repeats)
         rows.append((f"4 images DDIM-30 guided, {label}", wall, cpu,

@@ -673,7 +673,8 @@ def _add_export_reverse(sequences: argparse._SubParsersAction) -> None:
     p.add_argument("--model", choices=sorted([*_DDPM_MODELS, "shapes"]), default="digits",
                    help="digits: the digits DDPM (default); shapes: the text-to-image pipeline")
     p.add_argument("--weights", metavar="PATH",
-                   help="DDPM weights (digits) or latent U-Net weights (shapes, .safetensors) instead of the shipped ones")
+                   help="DDPM weights (digits) or latent U-Net weights (shapes), .safetensors, "
+                   "instead of the shipped ones")
     p.add_argument("--sampler", choices=("ddpm", "ddim"), default="ddim",
                    help="DDPM (ancestral, noisy steps) or DDIM (default; deterministic with η = 0)")
     p.add_argument("--steps", type=_positive_int, metavar="N",
@@ -686,7 +687,8 @@ def _add_export_reverse(sequences: argparse._SubParsersAction) -> None:
                    help="digits: ask for this digit 0–9 (default: no class, an unconditional sample)")
     p.add_argument("--guidance", type=_non_negative_float, metavar="G",
                    help=f"classifier-free guidance scale: digits with --digit (default {_DEFAULT_GUIDANCE:g}; "
-                   f"1 = none), shapes 0 … {_SHAPES_MAX_GUIDANCE:g} (default {_SHAPES_GUIDANCE:g}; 0 ignores the prompt)")
+                   f"1 = none), shapes 0 … {_SHAPES_MAX_GUIDANCE:g} (default {_SHAPES_GUIDANCE:g}; "
+                   "0 ignores the prompt)")
     p.add_argument("--prompt", metavar="TEXT",
                    help="shapes: what to draw, e.g. 'a red circle on a blue background' (default '': unconditional); "
                    "unknown words are named in a warning and ignored")
@@ -797,7 +799,7 @@ def _run_export_reverse_shapes(args: argparse.Namespace) -> int:
         loaded = open_image(args.init)  # ImageLoadError (one line) for anything that is not an image
         init = _scene_from_image(loaded.pixels)
     device = _device(args.device)
-    weights = {"unet": args.weights or "ldm-shapes", "clip": args.clip or "clip-shapes", "vae": args.vae or "vae-shapes"}
+    weights = _pipeline_weights(args)
     pipe = load_pipeline(weights["unet"], weights["clip"], weights["vae"], device=device)
     prompt, negative = args.prompt or "", args.negative or ""
     tokens = pipe.tokens(prompt)
@@ -833,6 +835,11 @@ def _run_export_reverse_shapes(args: argparse.Namespace) -> int:
     }
     pictures = _text_frame_pictures(frames, args.panels, scale)
     return _write_sequence(iter(pictures), len(pictures), params, args)
+
+
+def _pipeline_weights(args: argparse.Namespace) -> dict[str, str]:
+    """The weights of each part of the text-to-image pipeline: --weights (the U-Net), --clip, --vae or the shipped."""
+    return {"unet": args.weights or "ldm-shapes", "clip": args.clip or "clip-shapes", "vae": args.vae or "vae-shapes"}
 
 
 def _scene_from_image(pixels: np.ndarray) -> np.ndarray:
@@ -1305,7 +1312,7 @@ def _run_eval_ldm(args: argparse.Namespace) -> int:
     from models.ldm import EVAL_SEED, load_pipeline, quality_metrics
 
     device = _device(args.device)
-    weights = {"unet": args.weights or "ldm-shapes", "clip": args.clip or "clip-shapes", "vae": args.vae or "vae-shapes"}
+    weights = _pipeline_weights(args)
     pipe = load_pipeline(weights["unet"], weights["clip"], weights["vae"], device=device)
     seed = EVAL_SEED if args.seed is None else args.seed
     report = quality_metrics(pipe, args.samples, guidance=args.guidance, num_steps=args.steps, sampler=args.sampler,
@@ -1326,7 +1333,8 @@ def _add_eval_clip(models: argparse._SubParsersAction) -> None:
     p.add_argument("--weights", metavar="PATH", help="CLIP weights (default the shipped clip-shapes)")
     p.add_argument("--images", type=_positive_int, default=2000, metavar="N",
                    help="fresh scenes, half seen and half held-out combinations (default 2000; at least 2)")
-    p.add_argument("--seed", type=int, default=None, metavar="S", help="seed of the scenes (default: the held-out seed)")
+    p.add_argument("--seed", type=int, default=None, metavar="S",
+                   help="seed of the scenes (default: the held-out seed)")
     _add_device_option(p)
     p.set_defaults(run=_run_eval_clip)
 

@@ -121,6 +121,9 @@ def test_settings_round_trip(qtbot, tab, tmp_path):
     assert tab.query_edit.text() == "a white cross"
     qtbot.waitUntil(lambda: tab.view.prompts == ["a star", "a heart"], timeout=WAIT_MS)
     wait(qtbot, tab)
+    tab.restore_settings(QSettings(str(tmp_path / "empty.ini"), QSettings.Format.IniFormat))  # nothing stored
+    assert tab.prompts() == ["a star", "a heart"] and tab.query_edit.text() == "a white cross"
+    wait(qtbot, tab)
 
 
 def test_no_prompts_and_no_query(qtbot, tab):

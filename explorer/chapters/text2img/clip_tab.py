@@ -359,10 +359,10 @@ class ClipTab(TextToImageTab):
         settings.setValue("clip/rows", int(self.count_combo.currentData()))
 
     def restore_settings(self, settings: QSettings) -> None:
-        prompts = read_setting(settings, "clip/prompts", str)
+        prompts = read_setting(settings, "clip/prompts", _text)
         if prompts is not None:
             self.prompts_edit.setPlainText(prompts)
-        query = read_setting(settings, "clip/query", str)
+        query = read_setting(settings, "clip/query", _text)
         if query is not None:
             self.query_edit.setText(query)
         rows = read_setting(settings, "clip/rows", int, lambda n: n in GRID_SIZES)
@@ -376,6 +376,13 @@ class ClipTab(TextToImageTab):
     def shutdown(self) -> None:
         self.debounce.stop()
         self.job.cancel()
+
+
+def _text(value: Any) -> str:
+    """A stored text; TypeError for anything else (a missing key reads as None, and str(None) is "None")."""
+    if not isinstance(value, str):
+        raise TypeError(value)
+    return value
 
 
 def _short(text: str, width: int = 28) -> str:

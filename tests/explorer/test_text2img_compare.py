@@ -16,6 +16,13 @@ WAIT_MS = 30_000
 STEPS = 8
 
 
+def assert_close_pictures(a: np.ndarray, b: np.ndarray) -> None:
+    """uint8 pictures equal within one level: the test's own model calls run on the main thread, whose
+    torch thread count may differ from the workers' (another summation order, float rounding)."""
+    assert a.shape == b.shape
+    assert np.abs(a.astype(int) - b.astype(int)).max() <= 1
+
+
 @pytest.fixture
 def tab(qtbot):
     holder = PipelineHolder(tiny_pipeline(), "tiny test pipeline")
@@ -50,7 +57,7 @@ def test_both_prompts_start_from_the_same_noise_and_end_differently(qtbot, tab):
     assert not np.array_equal(left.frames[-1].final_image, right.frames[-1].final_image)
     # Each run is the run generate_frames makes for its prompt alone.
     alone = list(generate_frames(tab.holder.pipe, right.spec.prompt, num_steps=STEPS, seed=right.spec.seed))
-    np.testing.assert_array_equal(alone[-1].final_image, right.frames[-1].final_image)
+    assert_close_pictures(alone[-1].final_image, right.frames[-1].final_image)
     # The distance curve: one point per step, 0 at the start, growing apart.
     _, distances = tab.distance_curve.getData()
     assert len(distances) == STEPS and distances[0] == 0.0 and distances[-1] > 0.0
@@ -97,4 +104,4 @@ def test_export_shows_both_runs_side_by_side_the_final_images_last(qtbot, tab):
     tab.stale = True  # a run to come: sampled afresh in the export's worker, the same pictures
     fresh = list(tab.export_job().iter_frames())
     for a, b in zip(fresh, pictures, strict=True):
-        np.testing.assert_array_equal(a, b)
+        assert_close_pictures(a, b)

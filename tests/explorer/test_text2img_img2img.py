@@ -17,6 +17,13 @@ from text2img_support import destroy_tab, tiny_pipeline
 WAIT_MS = 30_000
 
 
+def assert_close_pictures(a: np.ndarray, b: np.ndarray) -> None:
+    """uint8 pictures equal within one level: the test's own model calls run on the main thread, whose
+    torch thread count may differ from the workers' (another summation order, float rounding)."""
+    assert a.shape == b.shape
+    assert np.abs(a.astype(int) - b.astype(int)).max() <= 1
+
+
 @pytest.fixture
 def tab(qtbot):
     holder = PipelineHolder(tiny_pipeline(), "tiny test pipeline")
@@ -65,11 +72,11 @@ def test_strength_one_half_of_ten_steps_runs_five_from_the_source_noised(qtbot, 
         z0 = pipe.encode_images(tab.source[None])
         noise = torch.randn(z0.shape, generator=torch.Generator().manual_seed(0))
         start = scheduler.add_noise(z0, noise, torch.full((1,), t0, dtype=torch.long)).numpy()
-    np.testing.assert_allclose(frames[0].latents, start, atol=1e-5)
+    np.testing.assert_allclose(frames[0].latents, start, atol=1e-4)
     # The round trip and the noised start are shown; the result at the end.
     with torch.inference_mode():
         roundtrip = pipe.decode(pipe.encode_images(tab.source[None]))[0]
-    np.testing.assert_array_equal(tab.roundtrip_panel.image(), roundtrip)
+    assert_close_pictures(tab.roundtrip_panel.image(), roundtrip)
     np.testing.assert_array_equal(tab.start_panel.image(), frames[0].image[0])
     np.testing.assert_array_equal(tab.result_panel.image(), frames[-1].final_image[0])
     starts = tab.worker_starts

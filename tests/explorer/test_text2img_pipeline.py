@@ -27,6 +27,13 @@ WAIT_MS = 30_000  # generous: the test machine may be busy
 STEPS = 10
 
 
+def assert_close_pictures(a: np.ndarray, b: np.ndarray) -> None:
+    """uint8 pictures equal within one level: the test's own model calls run on the main thread, whose
+    torch thread count may differ from the workers' (another summation order, float rounding)."""
+    assert a.shape == b.shape
+    assert np.abs(a.astype(int) - b.astype(int)).max() <= 1
+
+
 @pytest.fixture
 def tab(qtbot):
     holder = PipelineHolder(tiny_pipeline(), "tiny test pipeline")
@@ -65,11 +72,11 @@ def test_a_run_caches_the_frames_generate_frames_makes(qtbot, tab):
                                      num_steps=STEPS, seed=0))
     assert [frame.index for frame in tab.run.frames] == list(range(STEPS))
     for kept, frame in zip(tab.run.frames, reference):
-        np.testing.assert_array_equal(kept.latents, frame.latents)
-        np.testing.assert_array_equal(kept.image, frame.image)
+        np.testing.assert_allclose(kept.latents, frame.latents, atol=1e-4)
+        assert_close_pictures(kept.image, frame.image)
     assert tab.player.available == STEPS + 1  # every step, then the final image
     tab.player.go_end()
-    np.testing.assert_array_equal(tab.zt_panel.image(), reference[-1].final_image[0])
+    assert_close_pictures(tab.zt_panel.image(), reference[-1].final_image[0])
     assert "final" in tab.zt_title.text()
     assert tab.diagram.highlighted() == "decoder"
 
@@ -208,7 +215,7 @@ def test_export_with_panels_and_of_a_stale_run_samples_the_same_pictures(qtbot, 
     fresh = list(job.iter_frames())
     assert len(fresh) == job.count
     for a, b in zip(fresh, pictures, strict=True):
-        np.testing.assert_array_equal(a, b)
+        assert_close_pictures(a, b)
 
 
 def test_text_frame_images_refuses_undecoded_or_incomplete_runs(tab):

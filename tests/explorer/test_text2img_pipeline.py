@@ -258,3 +258,17 @@ def test_the_diagram_shows_the_tokens_as_the_tokenizer_reads_them(tab):
     assert [text for text, kind in shown if kind == "known"] == tokens.words
     assert [text for text, kind in shown if kind == "dropped"] == tokens.dropped == ["star"]
     assert [text for text, kind in shown if kind == "unknown"] == tokens.unknown == ["qux"]
+
+
+def test_leaving_an_edited_prompt_starts_a_run_with_it_an_unedited_one_does_not(qtbot, tab):
+    run(qtbot, tab)
+    starts = tab.worker_starts
+    tab.prompt_edit.editingFinished.emit()  # left without a change
+    assert not tab.stale
+    tab.prompt_edit.setText("a green star on a black background")
+    tab.prompt_edit.editingFinished.emit()
+    assert tab.stale
+    qtbot.waitUntil(lambda: tab.worker_starts == starts + 1 and not tab.busy and tab.complete(), timeout=WAIT_MS)
+    assert tab.run.spec.prompt == "a green star on a black background"
+    assert [panel.title_label.text() for panel in tab.word_panels] == ["a", "green", "star", "on", "a", "black",
+                                                                      "background"]

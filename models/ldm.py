@@ -266,6 +266,8 @@ def _word_maps(blocks: dict[str, nn.Module], prompts: list[Prompt], batch: int, 
     by its total so it shows *where* the word looks, whatever its share of attention.
     """
     words = max(len(p.words) for p in prompts)
+    if words == 0:  # empty prompts: no word looks anywhere
+        return np.zeros((batch, 0, side, side), np.float32)
     total = torch.zeros(batch, words, side, side)
     for block in blocks.values():
         weights = block.last_weights[:batch].mean(dim=1)  # (N, H·W, L) over heads, prompt branch
@@ -303,7 +305,7 @@ class LDMRecipe:
 
     config: DiffusionConfig = LDM_CONFIG
     steps: int = 6000
-    batch_size: int = 128
+    batch_size: int = 64
     lr: float = 1e-3
     warmup_steps: int = 200
     final_lr_fraction: float = 0.05

@@ -123,12 +123,10 @@ class Attention(nn.Module):
         q = self.q(tokens)  # (N, H·W, C)
         k, v = self.kv(source).chunk(2, dim=-1)  # (N, L, C) each
         q, k, v = (z.reshape(n, -1, self.heads, c // self.heads).transpose(1, 2) for z in (q, k, v))  # (N, heads, ·, C/heads)
-        if self.keep_weights:
+        if self.keep_weights:  # for drawing only: the output below is the same with or without
             weights = torch.softmax(q @ k.transpose(-1, -2) / math.sqrt(c // self.heads), dim=-1)  # (N, heads, H·W, L)
             self.last_weights = weights.detach()
-            attended = weights @ v
-        else:
-            attended = F.scaled_dot_product_attention(q, k, v)  # (N, heads, H·W, C/heads)
+        attended = F.scaled_dot_product_attention(q, k, v)  # (N, heads, H·W, C/heads)
         attended = attended.transpose(1, 2).reshape(n, h * w, c)  # (N, H·W, C)
         return x + self.out(attended).transpose(1, 2).reshape(n, c, h, w)
 

@@ -152,7 +152,7 @@ def test_one_attention_panel_per_word_titled_with_it_each_map_summing_to_one(qtb
     np.testing.assert_array_equal(tab.word_panels[1].image(), attention_rgb(frame.attention[0, 1]))
 
 
-def test_an_unknown_word_is_named_once_struck_out_and_ignored(qtbot, tab):
+def test_an_unknown_word_is_named_struck_out_and_ignored(qtbot, tab):
     messages = messages_of(tab)
     tab.prompt_edit.setText("a red blorp circle")
     run(qtbot, tab)

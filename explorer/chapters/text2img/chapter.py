@@ -20,10 +20,9 @@ if TYPE_CHECKING:
     from models.images import LoadedImage
 
 # The tabs in order: (title, the chapter's attribute for it, "module:Class" in this package).
-# Each class is built as Class(holder, pool, device). The CLIP tab goes first, one line:
-#     ("CLIP", "clip_tab", "clip_tab:ClipTab"),
-# for the final order "CLIP", "Text to image", "Two prompts", "Image to image".
+# Each class is built as Class(holder, pool, device).
 TABS: tuple[tuple[str, str, str], ...] = (
+    ("CLIP", "clip_tab", "clip_tab:ClipTab"),
     ("Text to image", "pipeline_tab", "pipeline_tab:PipelineTab"),
     ("Two prompts", "compare_tab", "compare_tab:CompareTab"),
     ("Image to image", "img2img_tab", "img2img_tab:ImageToImageTab"),

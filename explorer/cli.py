@@ -555,6 +555,9 @@ def _add_train_autoencoder(models: argparse._SubParsersAction) -> None:
         if kind == "vae":
             p.add_argument("--beta", type=_non_negative_float, default=1.0, metavar="B",
                            help="weight of the KL term (default 1)")
+        p.add_argument("--label-weight", type=_non_negative_float, default=None, metavar="W",
+                       help="weight of a linear digit classifier on the code, which sorts a 2-D map by digit "
+                       "(default 50 for --latent 2, as the shipped ae-2d and vae-2d; 0 otherwise)")
         p.add_argument("--steps", type=_positive_int, default=2000, metavar="N",
                        help="optimisation steps (default 2000)")
         p.add_argument("--batch-size", type=_positive_int, default=128, metavar="N",
@@ -579,11 +582,12 @@ def _run_train_autoencoder(args: argparse.Namespace) -> int:
         return _fail(f"--latent is at most 512, got {args.latent}")
     if args.seed < 0:
         return _fail(f"--seed must be at least 0, got {args.seed}")
-    from models.autoencoder import AutoencoderConfig, Recipe, train_autoencoder
+    from models.autoencoder import LABEL_WEIGHT_2D, AutoencoderConfig, Recipe, train_autoencoder
 
     device = _device(args.device)
+    label_weight = args.label_weight if args.label_weight is not None else (LABEL_WEIGHT_2D if args.latent == 2 else 0.0)
     config = AutoencoderConfig(latent_dim=args.latent, variational=args.variational,
-                               beta=getattr(args, "beta", 1.0))
+                               beta=getattr(args, "beta", 1.0), label_weight=label_weight)
     recipe = Recipe(config, steps=args.steps, batch_size=args.batch_size, lr=args.lr,
                     data_count=args.data, seed=args.seed)
     name = args.name or config.name

@@ -491,3 +491,15 @@ def test_garbled_settings_are_ignored(view, tmp_path):
 def test_the_chapter_fits_a_laptop_screen(view):
     assert view.minimumSizeHint().width() <= 1100
     assert view.minimumSizeHint().height() <= 760
+
+
+def test_the_digit_hint_follows_the_latent_size_and_matches_the_recipes(chapter):
+    from explorer.chapters.latent.train_tab import LABEL_WEIGHT_2D
+    from models.autoencoder import LABEL_WEIGHT_2D as RECIPE_LABEL_WEIGHT
+
+    assert LABEL_WEIGHT_2D == RECIPE_LABEL_WEIGHT
+    tab = chapter.train_tab
+    tab.latent_combo.setCurrentIndex(tab.latent_combo.findData(16))
+    assert tab.label_spin.value() == 0 and tab.config().label_weight == 0
+    tab.latent_combo.setCurrentIndex(tab.latent_combo.findData(2))
+    assert tab.config().label_weight == LABEL_WEIGHT_2D

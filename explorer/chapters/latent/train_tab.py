@@ -45,6 +45,7 @@ if TYPE_CHECKING:
 PREVIEW_DIGITS = 8  # fresh digits reconstructed live
 REDRAW_S = 0.5  # curves and read-outs redraw at most twice a second: the GUI thread shares the GIL with training
 MAX_STEPS = 100_000
+LABEL_WEIGHT_2D = 50.0  # the shipped 2-D recipes' (models.autoencoder.LABEL_WEIGHT_2D; a test keeps them equal)
 KL_TITLE = "KL divergence (nats)"
 
 
@@ -94,6 +95,15 @@ class TrainTab(QWidget):
         self.beta_spin.setSingleStep(0.25)
         self.beta_spin.setValue(1.0)
         self.beta_spin.setToolTip("Weight of the KL term. 0: codes may spread anywhere; larger packs them tighter (blurrier digits)")
+        self.label_spin = QDoubleSpinBox()
+        self.label_spin.setRange(0.0, 500.0)
+        self.label_spin.setSingleStep(10.0)
+        self.label_spin.setDecimals(0)
+        self.label_spin.setValue(LABEL_WEIGHT_2D)
+        self.label_spin.setToolTip(
+            "Weight of a small digit classifier that reads the code during training. 0: the code learns only "
+            "to reconstruct, and in 2-D stroke thickness takes over the map; 50 (the shipped 2-D models) sorts "
+            "the map by digit")
         self.steps_spin = QSpinBox()
         self.steps_spin.setRange(10, MAX_STEPS)
         self.steps_spin.setSingleStep(100)
@@ -120,6 +130,7 @@ class TrainTab(QWidget):
         form.addRow("Kind", kinds)
         form.addRow("Latent size", self.latent_combo)
         form.addRow("β (KL weight)", self.beta_spin)
+        form.addRow("Digit hint", self.label_spin)
         form.addRow("Steps", self.steps_spin)
         form.addRow(buttons)
         form.addRow(self.progress)
@@ -153,7 +164,9 @@ class TrainTab(QWidget):
         for widget in self.kind_buttons.values():
             widget.toggled.connect(self.update_buttons)
         self.latent_combo.currentIndexChanged.connect(self.update_buttons)
+        self.latent_combo.currentIndexChanged.connect(self._default_label_weight)
         self.beta_spin.valueChanged.connect(self.update_buttons)
+        self.label_spin.valueChanged.connect(self.update_buttons)
 
     # ------------------------------------------------------------------ runs
     def config(self) -> AutoencoderConfig:
@@ -165,7 +178,12 @@ class TrainTab(QWidget):
             latent_dim=int(self.latent_combo.currentData()),
             variational=variational,
             beta=float(self.beta_spin.value()) if variational else 0.0,
+            label_weight=float(self.label_spin.value()),
         )
+
+    def _default_label_weight(self) -> None:
+        """The shipped recipes' digit hint: 50 for a 2-D map, none for 16-D."""
+        self.label_spin.setValue(LABEL_WEIGHT_2D if self.latent_combo.currentData() == 2 else 0.0)
 
     @property
     def running(self) -> bool:
@@ -267,7 +285,7 @@ class TrainTab(QWidget):
         # Resume goes on with the last run's model: only while the form still describes it.
         self.resume_button.setEnabled(not running and resumable and session.config == self.config())
         self.save_button.setEnabled(not running and self.trained is not None)
-        for widget in (*self.kind_buttons.values(), self.latent_combo, self.steps_spin):
+        for widget in (*self.kind_buttons.values(), self.latent_combo, self.label_spin, self.steps_spin):
             widget.setEnabled(not running)
         self.beta_spin.setEnabled(not running and self.kind_buttons["vae"].isChecked())
 
@@ -303,6 +321,7 @@ class TrainTab(QWidget):
         settings.setValue("train_kind", "vae" if self.kind_buttons["vae"].isChecked() else "ae")
         settings.setValue("train_latent", int(self.latent_combo.currentData()))
         settings.setValue("train_beta", self.beta_spin.value())
+        settings.setValue("train_label_weight", self.label_spin.value())
         settings.setValue("train_steps", self.steps_spin.value())
 
     def restore_settings(self, settings: QSettings) -> None:
@@ -312,5 +331,7 @@ class TrainTab(QWidget):
             self.latent_combo.setCurrentIndex(self.latent_combo.findData(latent))
         if (beta := read_setting(settings, "train_beta", float, lambda v: 0.0 <= v <= 20.0)) is not None:
             self.beta_spin.setValue(beta)
+        if (label := read_setting(settings, "train_label_weight", float, lambda v: 0.0 <= v <= 500.0)) is not None:
+            self.label_spin.setValue(label)
         if (steps := read_setting(settings, "train_steps", int, lambda v: 10 <= v <= MAX_STEPS)) is not None:
             self.steps_spin.setValue(steps)

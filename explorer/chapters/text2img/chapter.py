@@ -26,6 +26,7 @@ TABS: tuple[tuple[str, str, str], ...] = (
     ("Text to image", "pipeline_tab", "pipeline_tab:PipelineTab"),
     ("Two prompts", "compare_tab", "compare_tab:CompareTab"),
     ("Image to image", "img2img_tab", "img2img_tab:ImageToImageTab"),
+    ("Train", "train_tab", "train_tab:TrainTab"),
 )
 
 
@@ -44,7 +45,7 @@ class TextToImageChapter(TabbedChapter):
         "<p><b>Try:</b> press <b>Space</b> to play, <b>←/→</b> to step; raise the guidance from 0; type a "
         "word the model does not know; watch where “red” and “circle” look; change one word in "
         "<i>Two prompts</i>; turn a scene (or a picture opened with File → Open image) into another in "
-        "<i>Image to image</i>.</p>"
+        "<i>Image to image</i>; retrain the U-Net in <i>Train</i>.</p>"
     )
 
     TAB_TITLES = tuple(title for title, _, _ in TABS)

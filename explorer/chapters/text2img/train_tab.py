@@ -19,8 +19,10 @@ from PySide6.QtWidgets import (
     QProgressBar,
     QPushButton,
     QRadioButton,
+    QSizePolicy,
     QSpinBox,
     QVBoxLayout,
+    QWidget,
 )
 
 from explorer.chapters.common import as_bool, read_setting
@@ -147,10 +149,10 @@ class TrainTab(TextToImageTab):
     def _describe_data(self) -> None:
         self.note.setText(
             f"Training runs here, on this computer. Start draws {self.data_count:,} scenes and encodes them with "
-            "the VAE once (a few seconds); the U-Net then learns in that 8×8×4 latent space, the CLIP and the VAE "
-            "stay frozen. The samples use the running average of the weights (EMA). Fine-tuning changes little "
-            "in a few hundred steps; from scratch, colours come first and shapes much later: the shipped U-Net "
-            "trained for thousands of steps on 40,000 scenes (its card in assets/weights says how)."
+            "the VAE once (several seconds); the U-Net learns in that latent space while CLIP and the VAE stay "
+            "frozen. Samples use the running average of the weights (EMA). From scratch, colours come within a "
+            "hundred steps, shapes later; the shipped U-Net trained far longer on 40,000 scenes (see its card "
+            "in assets/weights)."
         )
 
     def _build_view(self) -> None:
@@ -163,12 +165,18 @@ class TrainTab(TextToImageTab):
         self.sample_title.setAlignment(Qt.AlignmentFlag.AlignCenter)
         self.sample_title.setStyleSheet("font-weight: 600;")
         self.sample_panels: list[ImagePanel] = []
-        samples = QHBoxLayout()
+        self.samples_box = QWidget()
+        samples = QHBoxLayout(self.samples_box)
+        samples.setContentsMargins(0, 0, 0, 0)
         samples.setSpacing(8)
         for prompt, held_out in PREVIEW_PROMPTS:
-            panel = ImagePanel(f"“{prompt}”" + (" (held out of training)" if held_out else ""))
-            panel.title_label.setWordWrap(True)
+            # Broken by hand, not word-wrapped: a wrapping label's height-for-width would size the row.
+            caption = "“" + prompt.replace(" on ", "\non ") + "”" + ("\n(held out of training)" if held_out else "")
+            panel = ImagePanel(caption)
             panel.title_label.setStyleSheet("")
+            # Room for three lines on every title, text at the bottom: the four images stay level.
+            panel.title_label.setMinimumHeight(3 * panel.title_label.fontMetrics().lineSpacing() + 2)
+            panel.title_label.setAlignment(Qt.AlignmentFlag.AlignHCenter | Qt.AlignmentFlag.AlignBottom)
             panel.title_label.setToolTip("Never in the training data: can the U-Net combine the words anyway?"
                                          if held_out else "A combination in the training data")
             panel.view_box.setMouseEnabled(x=False, y=False)
@@ -180,11 +188,14 @@ class TrainTab(TextToImageTab):
         self.status.setWordWrap(True)
         self.status.setTextFormat(Qt.TextFormat.RichText)
 
+        for widget in (self.curves, self.samples_box):  # share the height by the stretch factors alone
+            widget.setSizePolicy(QSizePolicy.Policy.Expanding, QSizePolicy.Policy.Ignored)
+            widget.setMinimumHeight(150)
         layout = QVBoxLayout(self)
         layout.setContentsMargins(2, 2, 2, 2)
-        layout.addWidget(self.curves, 4)
+        layout.addWidget(self.curves, 3)
         layout.addWidget(self.sample_title)
-        layout.addLayout(samples, 5)
+        layout.addWidget(self.samples_box, 2)
         layout.addWidget(self.status)
 
     def _connect(self) -> None:

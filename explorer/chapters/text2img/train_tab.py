@@ -233,6 +233,8 @@ class TrainTab(TextToImageTab):
         steps, pipe = self.steps_spin.value(), self.holder.pipe
         if self.fine_tune:
             model = copy.deepcopy(pipe.unet)
+            for block in model.unet.cross_attentions().values():  # copied mid-sampling by another tab, maybe
+                block.keep_weights, block.last_weights = False, None
             config, start = model.config, f"fine-tuned from the U-Net in use ({self.holder.origin})"
         else:
             model, config, start = None, self.scratch_config or LDM_CONFIG, "trained from scratch"

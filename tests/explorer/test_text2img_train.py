@@ -189,3 +189,49 @@ def test_choosing_where_to_start_sets_the_learning_rate_and_settings_round_trip(
     settings.setValue("train_lr", 5.0)
     tab.restore_settings(settings)  # ignored
     assert tab.batch_spin.value() == 48 and tab.lr_spin.value() == pytest.approx(5e-4)
+
+
+def test_preparing_is_shown_while_the_scenes_are_encoded(tab, qtbot, monkeypatch):
+    from models import ldm
+
+    make_trainer = ldm.make_trainer
+
+    def slow_make_trainer(*args, **kwargs):
+        time.sleep(0.5)  # as the 5,000 scenes of the app take seconds
+        return make_trainer(*args, **kwargs)
+
+    monkeypatch.setattr(ldm, "make_trainer", slow_make_trainer)
+    tab.start_buttons[False].setChecked(True)
+    tab.steps_spin.setValue(2)
+    tab.start_button.click()
+    qtbot.waitUntil(lambda: tab.status.text().startswith("Preparing"), timeout=WAIT_MS)
+    assert "64 scenes" in tab.status.text() and tab.progress.format() == "Preparing…"
+    qtbot.waitUntil(lambda: not tab.running, timeout=WAIT_MS)
+    assert tab.progress.format() == "step %v of %m" and tab.session.step == 2
+
+
+def test_in_the_chapter_training_goes_on_in_other_tabs_and_stops_when_the_chapter_closes(qtbot, monkeypatch):
+    from explorer.chapters.base import AppContext
+    from explorer.chapters.text2img import TextToImageChapter, chapter as chapter_module
+    from models.images import load_builtin
+
+    pipe = tiny_pipeline()
+    monkeypatch.setattr(chapter_module, "load_shipped", lambda device: (pipe, "shipped", ""))
+    chapter = TextToImageChapter(AppContext(image=load_builtin("coffee"), workers=WorkerPool()))
+    tab = chapter.train_tab
+    tab.data_count, tab.scratch_config = 64, pipe.unet.config
+    chapter.tabs.setCurrentIndex(chapter.TAB_TITLES.index("Train"))
+    tab.start_buttons[False].setChecked(True)
+    tab.batch_spin.setValue(16)
+    tab.steps_spin.setValue(5000)
+    tab.start_button.click()
+    qtbot.waitUntil(lambda: len(tab.session.steps) >= 1, timeout=WAIT_MS)
+    chapter.tabs.setCurrentIndex(chapter.TAB_TITLES.index("CLIP"))
+    step = tab.session.step
+    qtbot.waitUntil(lambda: tab.session.step > step + 2, timeout=WAIT_MS)  # still training
+    assert tab.running and not tab.busy  # the chapter does not wait for training
+    chapter.shutdown()
+    assert chapter.context.workers.stop_all(timeout_ms=5000)
+    assert not tab.running and chapter.holder.origin == "shipped"
+    chapter.close()
+    shiboken6.delete(chapter)

@@ -75,7 +75,7 @@ def test_the_chapter_comes_after_diffusion_and_loads_without_torch():
 def test_the_text_to_image_tab_samples_when_shown_and_the_pipeline_is_described(qtbot, chapter):
     titles = [chapter.tabs.tabText(i) for i in range(chapter.tabs.count())]
     assert titles == list(chapter.TAB_TITLES)
-    assert titles[-3:] == ["Text to image", "Two prompts", "Image to image"]
+    assert titles[-4:] == ["Text to image", "Two prompts", "Image to image", "Train"]
     chapter.tabs.setCurrentIndex(titles.index("Text to image"))
     assert chapter.pipeline_tab.active
     qtbot.waitUntil(lambda: not chapter.busy and chapter.pipeline_tab.complete(), timeout=WAIT_MS)

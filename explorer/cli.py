@@ -1227,6 +1227,10 @@ def _add_train_ldm(models: argparse._SubParsersAction) -> None:
                    help="--part unet: the frozen CLIP (.safetensors; default the shipped clip-shapes)")
     p.add_argument("--vae", metavar="PATH",
                    help="--part unet: the frozen VAE (.safetensors; default the shipped vae-shapes)")
+    p.add_argument("--init", metavar="PATH",
+                   help="--part unet: go on from these U-Net weights instead of random ones")
+    p.add_argument("--warmup", type=_positive_int, metavar="N",
+                   help="--part unet: learning-rate warm-up steps (default: the recipe's)")
     _add_shapes_training_options(p, "scenes")
     p.set_defaults(run=_run_train_ldm)
 
@@ -1236,8 +1240,8 @@ def _run_train_ldm(args: argparse.Namespace) -> int:
     if problem := _unwritable_folder(out):
         return _fail(problem)
     if args.part == "vae":
-        if args.clip is not None or args.vae is not None:
-            return _fail("--clip and --vae are the frozen models of --part unet; --part vae needs neither")
+        if args.clip is not None or args.vae is not None or args.init is not None or args.warmup is not None:
+            return _fail("--clip, --vae, --init and --warmup are options of --part unet; --part vae takes none")
         from models.image_vae import SHIPPED_NAME, ImageVAERecipe, train_image_vae
 
         recipe = _shapes_recipe(ImageVAERecipe(), args)
@@ -1261,13 +1265,18 @@ def _run_train_ldm(args: argparse.Namespace) -> int:
     # The U-Net attends to this CLIP's tokens and works in this VAE's latent space: its shapes follow theirs.
     unet = replace(LDM_CONFIG.unet, context_dim=clip.config.width, in_channels=vae.config.latent_channels,
                    image_size=vae.config.latent_size)
-    recipe = _shapes_recipe(LDMRecipe(), args, config=replace(LDM_CONFIG, unet=unet))
+    if args.init is not None:
+        from models.ldm import load_ldm
+
+        unet = load_ldm(args.init)[0].config.unet  # WeightsError (one line) before any work
+    warmup = {"warmup_steps": args.warmup} if args.warmup is not None else {}
+    recipe = _shapes_recipe(LDMRecipe(), args, config=replace(LDM_CONFIG, unet=unet), **warmup)
     name = args.name or SHIPPED_NAME
     device = _device(args.device)
     return _train_and_report(
         name, recipe.steps, "training diverged: {}; try a smaller --lr",
         lambda command, on_step: train_ldm(recipe, out, clip=clip_path, vae=vae_path, name=name, device=device,
-                                           evaluate=not args.no_eval, command=command,
+                                           evaluate=not args.no_eval, command=command, init=args.init,
                                            on_snapshot=lambda s: on_step(s.step)),
     )
 

@@ -462,14 +462,19 @@ def load_ldm(path_or_name: str | os.PathLike = SHIPPED_NAME,
 def train_ldm(recipe: LDMRecipe = LDMRecipe(), out: str | os.PathLike = "runs/ldm", *,
               clip: str | os.PathLike = CLIP_NAME, vae: str | os.PathLike = VAE_NAME, name: str = SHIPPED_NAME,
               device: str | torch.device = "cpu", evaluate: bool = True, command: str = "",
-              on_snapshot=None) -> TrainingResult:
-    """Train the latent U-Net on a frozen CLIP and VAE; save its EMA weights as ``out/NAME.*``."""
+              init: str | os.PathLike | None = None, on_snapshot=None) -> TrainingResult:
+    """Train the latent U-Net on a frozen CLIP and VAE; save its EMA weights as ``out/NAME.*``.
+
+    ``init``: start from these U-Net weights (a run that goes on from an earlier one);
+    its card's steps and CPU time are added to this run's in the new card.
+    """
     from models.weights import weights_files
 
     torch.manual_seed(recipe.seed)
     clip_model, _ = load_clip(clip, device)
     vae_model, _ = load_image_vae(vae, device)
-    trainer = make_trainer(recipe, clip=clip_model, vae=vae_model, device=device)
+    start_model, start_meta = load_ldm(init, device) if init is not None else (None, {})
+    trainer = make_trainer(recipe, clip=clip_model, vae=vae_model, device=device, model=start_model)
     start, losses, interrupted = time.perf_counter(), {}, False
     try:
         for snapshot in trainer.run(recipe.steps):
@@ -501,6 +506,12 @@ def train_ldm(recipe: LDMRecipe = LDMRecipe(), out: str | os.PathLike = "runs/ld
         "parameters": sum(p.numel() for p in model.parameters()),
         "final_losses": {k: round(v, 4) for k, v in losses.items()},
     }
+    if init is not None:
+        earlier = start_meta.get("card", {})
+        card["init"] = (f"went on from {Path(init).name}: {earlier.get('steps', '?')} steps, "
+                        f"{earlier.get('cpu_seconds', '?')} CPU-s, recipe: {earlier.get('recipe', '?')}")
+        card["total_steps"] = trainer.step + int(earlier.get("steps", 0))
+        card["total_cpu_seconds"] = round(trainer.cpu_seconds + float(earlier.get("cpu_seconds", 0.0)), 1)
     if interrupted:
         card["interrupted"] = f"stopped by the user at step {trainer.step} of {recipe.steps}"
     elif evaluate:

@@ -193,10 +193,19 @@ def test_train_ldm_vae_then_unet(parts, tmp_path, capsys):
     pipe = load_pipeline(tmp_path / "ldm-shapes.safetensors", parts["clip"], tmp_path / "v.safetensors")
     assert generate(pipe, ["a red circle"], num_steps=2).shape == (1, 32, 32, 3)
 
+    # --init goes on from those weights: the new card adds the earlier steps
+    code, stdout, stderr = run(capsys, "train", "ldm", "--steps", "2", "--warmup", "1", "--batch-size", "8",
+                               "--data", "32", "--no-eval", "--device", "cpu", "--clip", str(parts["clip"]),
+                               "--vae", str(tmp_path / "v.safetensors"), "--init", str(tmp_path / "ldm-shapes.safetensors"),
+                               "--out", str(tmp_path / "more"))
+    assert code == 0, stderr
+    _, meta = load_ldm(tmp_path / "more" / "ldm-shapes.safetensors")
+    assert meta["card"]["steps"] == 2 and meta["card"]["total_steps"] == 5 and "went on from" in meta["card"]["init"]
+
 
 def test_train_ldm_errors(parts, tmp_path, capsys):
     code, _, stderr = run(capsys, "train", "ldm", "--part", "vae", "--clip", str(parts["clip"]), "--out", str(tmp_path))
-    assert code == 2 and "--part vae needs neither" in stderr
+    assert code == 2 and "--part vae takes none" in stderr
     code, _, stderr = run(capsys, "train", "ldm", "--clip", str(tmp_path / "nothing.safetensors"),
                           "--out", str(tmp_path / "o"))
     assert code == 2 and stderr.startswith(PREFIX) and stderr.count("\n") == 1 and not (tmp_path / "o").exists()

@@ -27,7 +27,6 @@ import hashlib
 import math
 import os
 import sys
-import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
@@ -40,7 +39,7 @@ from torch import nn
 
 from models.assets import asset_path
 from models.data import make_digits, to_tensor
-from models.training import Trainer, TrainingResult, TrainingSnapshot, endless_batches
+from models.training import Trainer, TrainingResult, TrainingSnapshot, endless_batches, train_steps
 from models.weights import load_model, save_model
 
 KIND = "autoencoder"
@@ -506,19 +505,7 @@ def train_autoencoder(
         recipe.config, data_count=recipe.data_count, batch_size=recipe.batch_size,
         lr=recipe.lr, seed=recipe.seed, device=device,
     )
-    start = time.perf_counter()
-    losses: dict[str, float] = {}
-    interrupted = False
-    try:
-        for snapshot in trainer.run(recipe.steps):
-            losses = snapshot.losses
-            if on_snapshot is not None:
-                on_snapshot(snapshot)
-    except KeyboardInterrupt:
-        if trainer.step == 0:
-            raise  # nothing trained: nothing to save
-        interrupted = True
-    wall = time.perf_counter() - start
+    losses, wall, interrupted = train_steps(trainer, recipe.steps, on_snapshot)
     model = trainer.model.eval()
     card: dict[str, Any] = {
         "description": _DESCRIPTIONS[recipe.config.variational].format(d=recipe.config.latent_dim)

@@ -19,7 +19,6 @@ from __future__ import annotations
 import math
 import os
 import re
-import time
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -31,8 +30,8 @@ import torch.nn.functional as F
 from torch import nn
 
 from models.assets import asset_path
-from models.data import COLOR_NAMES, SHAPES, all_combinations, make_shapes, to_tensor
-from models.training import Trainer, TrainingResult, endless_batches
+from models.data import COLOR_NAMES, SHAPES, all_combinations, article, make_shapes, to_tensor
+from models.training import Trainer, TrainingResult, endless_batches, train_steps
 from models.weights import load_model, save_model
 
 KIND = "clip"
@@ -68,9 +67,9 @@ def describe(shape: str | None, color: str | None, background: str | None) -> st
     if shape is None and color is None and background is None:
         return ""
     words = [w for w in (color, shape or "shape") if w]
-    text = f"{'an' if words[0][0] in 'aeiou' else 'a'} {' '.join(words)}"
+    text = f"{article(words[0])} {' '.join(words)}"
     if background:
-        text += f" on {'an' if background[0] in 'aeiou' else 'a'} {background} background"
+        text += f" on {article(background)} {background} background"
     return text
 
 
@@ -352,17 +351,7 @@ def train_clip(recipe: ClipRecipe = ClipRecipe(), out: str | os.PathLike = "runs
     """Train ``recipe`` and save ``out/NAME.*`` with its card (Ctrl+C saves what was trained)."""
     torch.manual_seed(recipe.seed)
     trainer = make_trainer(recipe, device=device)
-    start, losses, interrupted = time.perf_counter(), {}, False
-    try:
-        for snapshot in trainer.run(recipe.steps):
-            losses = snapshot.losses
-            if on_snapshot is not None:
-                on_snapshot(snapshot)
-    except KeyboardInterrupt:
-        if trainer.step == 0:
-            raise
-        interrupted = True
-    wall = time.perf_counter() - start
+    losses, wall, interrupted = train_steps(trainer, recipe.steps, on_snapshot)
     model: Clip = trainer.model  # type: ignore[assignment]
     card = {
         "description": "A CLIP-style text encoder and image encoder trained contrastively on generated "

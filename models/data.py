@@ -52,6 +52,7 @@ __all__ = [
     "FolderData",
     "ShapesData",
     "all_combinations",
+    "article",
     "cache_dir",
     "caption",
     "load_image_folder",
@@ -659,10 +660,11 @@ class ShapesData:
 def caption(shape: str, color: str, background: str) -> str:
     """The caption of a shape, e.g. "an orange circle on a blue background"."""
     _check_combination(shape, color, background)
-    return f"{_article(color)} {color} {shape} on {_article(background)} {background} background"
+    return f"{article(color)} {color} {shape} on {article(background)} {background} background"
 
 
-def _article(word: str) -> str:
+def article(word: str) -> str:
+    """"an" before a vowel, else "a"."""
     return "an" if word[0] in "aeiou" else "a"
 
 

@@ -14,7 +14,6 @@ brings it to unit variance, the scale the noise schedule assumes.
 from __future__ import annotations
 
 import os
-import time
 from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
@@ -27,7 +26,7 @@ from torch import nn
 from models.assets import asset_path
 from models.data import make_shapes, to_tensor
 from models.images import to_uint8
-from models.training import Trainer, TrainingResult, endless_batches
+from models.training import Trainer, TrainingResult, endless_batches, train_steps
 from models.weights import load_model, save_model
 
 KIND = "image-vae"
@@ -172,17 +171,7 @@ def train_image_vae(recipe: ImageVAERecipe = ImageVAERecipe(), out: str | os.Pat
     """Train, measure the latent scale, and save ``out/NAME.*`` with its card."""
     torch.manual_seed(recipe.seed)
     trainer = make_trainer(recipe, device=device)
-    start, losses, interrupted = time.perf_counter(), {}, False
-    try:
-        for snapshot in trainer.run(recipe.steps):
-            losses = snapshot.losses
-            if on_snapshot is not None:
-                on_snapshot(snapshot)
-    except KeyboardInterrupt:
-        if trainer.step == 0:
-            raise
-        interrupted = True
-    wall = time.perf_counter() - start
+    losses, wall, interrupted = train_steps(trainer, recipe.steps, on_snapshot)
     model: ImageVAE = trainer.model.eval()  # type: ignore[assignment]
     scale = latent_scale(model, to_tensor(make_shapes(2000, seed=recipe.seed).images))
     model.config = replace(model.config, scaling_factor=round(scale, 5))

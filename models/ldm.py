@@ -40,7 +40,7 @@ from models.data import COLOR_NAMES, SHAPES, make_shapes, to_tensor
 from models.diffusion import EMA, DiffusionConfig, DiffusionModel, learning_rate, noise_loss, noised
 from models.image_vae import SHIPPED_NAME as VAE_NAME, ImageVAE, load_image_vae, rgb_uint8
 from models.schedulers import DDPMScheduler
-from models.training import Trainer, TrainingResult, endless_batches
+from models.training import Trainer, TrainingResult, endless_batches, train_steps
 from models.unet import UNetConfig
 from models.weights import load_model, save_model
 
@@ -475,17 +475,7 @@ def train_ldm(recipe: LDMRecipe = LDMRecipe(), out: str | os.PathLike = "runs/ld
     vae_model, _ = load_image_vae(vae, device)
     start_model, start_meta = load_ldm(init, device) if init is not None else (None, {})
     trainer = make_trainer(recipe, clip=clip_model, vae=vae_model, device=device, model=start_model)
-    start, losses, interrupted = time.perf_counter(), {}, False
-    try:
-        for snapshot in trainer.run(recipe.steps):
-            losses = snapshot.losses
-            if on_snapshot is not None:
-                on_snapshot(snapshot)
-    except KeyboardInterrupt:
-        if trainer.step == 0:
-            raise
-        interrupted = True
-    wall = time.perf_counter() - start
+    losses, wall, interrupted = train_steps(trainer, recipe.steps, on_snapshot)
     model: DiffusionModel = trainer.ema.model  # type: ignore[attr-defined]
     card = {
         "description": "A latent diffusion U-Net (ε-prediction) with cross-attention on the CLIP text "

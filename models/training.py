@@ -144,6 +144,27 @@ class Trainer:
         return np.ascontiguousarray(image)
 
 
+def train_steps(
+    trainer: Trainer, steps: int, on_snapshot: Callable[[TrainingSnapshot], None] | None = None
+) -> tuple[dict[str, float], float, bool]:
+    """A recipe's run: ``steps`` steps, each snapshot passed on; Ctrl+C stops cleanly.
+
+    Returns the last snapshot's losses, the wall seconds and whether Ctrl+C stopped it
+    (re-raised when not even one step was trained: there is nothing to save).
+    """
+    start, losses, interrupted = time.perf_counter(), {}, False
+    try:
+        for snapshot in trainer.run(steps):
+            losses = snapshot.losses
+            if on_snapshot is not None:
+                on_snapshot(snapshot)
+    except KeyboardInterrupt:
+        if trainer.step == 0:
+            raise
+        interrupted = True
+    return losses, time.perf_counter() - start, interrupted
+
+
 def endless_batches(*tensors: torch.Tensor, batch_size: int, seed: int = 0) -> Iterator[Batch]:
     """Shuffled mini-batches forever, epoch after epoch, deterministic by seed.
 

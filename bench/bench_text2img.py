@@ -8,8 +8,9 @@ are absent: the time is the same):
 - the same with ``decode=True, attention=True``: what the Pipeline tab asks for
   (z_t and ẑ₀ decoded and every word's attention map at every step);
 - the VAE decoding one preview frame (batch 1 and batch 4) against the 16 ms frame budget;
-- the bare U-Net call on the guided batch (4 images × 2 branches) against one step of
-  ``generate_frames``: the loop's overhead (text encoding, scheduler, numpy copies).
+- the bare U-Net call on the guided batch (4 images × 2 branches), the same call
+  batch-parallel (:mod:`models.parallel`, what ``generate_frames`` uses without attention
+  maps) and one step of ``generate_frames``: the loop's overhead (scheduler, numpy copies).
 
 Prints the median wall time and the median process CPU time of each case (the CPU time
 leaves out waiting for a core, so it stays meaningful on a busy machine; divided by the
@@ -23,16 +24,15 @@ from __future__ import annotations
 import argparse
 import os
 import sys
-import time
-from collections.abc import Callable
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-import numpy as np  # noqa: E402
 import torch  # noqa: E402
 
+from bench_diffusion import alternated, timed  # noqa: E402  (this folder is on sys.path)
 from models.device import set_torch_threads  # noqa: E402
+from models.parallel import batch_parallel  # noqa: E402
 from models.ldm import DEFAULT_GUIDANCE, LDM_CONFIG, TextToImage, generate_frames, load_pipeline  # noqa: E402
 from models.weights import WeightsError  # noqa: E402
 
@@ -42,19 +42,6 @@ GOAL_S = 1.5  # 4 images, 30 steps with guidance, on 2 cores
 FRAME_BUDGET_S = 0.016
 PROMPTS = ["a red circle on a blue background", "a green star on a white background",
            "a yellow triangle on a purple background", "a black heart on an orange background"]
-
-
-def timed(function: Callable[[], object], repeats: int, warmup: int = 1) -> tuple[float, float]:
-    """Median wall and process-CPU seconds of ``function()``."""
-    for _ in range(warmup):
-        function()
-    wall, cpu = [], []
-    for _ in range(repeats):
-        start, start_cpu = time.perf_counter(), time.process_time()
-        function()
-        wall.append(time.perf_counter() - start)
-        cpu.append(time.process_time() - start_cpu)
-    return float(np.median(wall)), float(np.median(cpu))
 
 
 def load() -> tuple[TextToImage, str]:
@@ -118,14 +105,20 @@ def main() -> None:
         with torch.inference_mode():
             pipe.unet(z, t, None, context)
 
-    bare_wall, bare_cpu = timed(bare, 10 * args.repeats, warmup=3)
+    with batch_parallel(pipe.unet.unet) as fast_unet:
+        def parallel() -> None:
+            with torch.inference_mode():
+                fast_unet(z, t, None, context)
+
+        (bare_wall, bare_cpu), (par_wall, par_cpu) = alternated(bare, parallel, 10 * args.repeats)
     rows.append((f"bare U-Net call, batch {2 * IMAGES} (guided)", bare_wall, bare_cpu, ""))
+    rows.append((f"batch-parallel U-Net call, batch {2 * IMAGES}", par_wall, par_cpu,
+                 f"{bare_wall / par_wall:.2f}× faster than the bare call"))
     steps = 5 * args.repeats
     loop_wall, loop_cpu = timed(lambda: run(pipe, False, False, steps), 1)
     loop_wall, loop_cpu = loop_wall / steps, loop_cpu / steps
-    rows.append(("one generate_frames step (no decode)", loop_wall, loop_cpu,
-                 f"overhead {100 * (loop_wall / bare_wall - 1):+.0f}% wall, "
-                 f"{100 * (loop_cpu / bare_cpu - 1):+.0f}% CPU"))
+    rows.append(("one generate_frames step (no decode, no maps)", loop_wall, loop_cpu,
+                 f"overhead {100 * (loop_wall / par_wall - 1):+.0f}% wall over the batch-parallel call"))
 
     print(f"{'case':<56} {'median wall':>12} {'median CPU':>11}  ratio")
     for name, wall, cpu, note in rows:

@@ -39,6 +39,7 @@ from models.clip import (
 from models.data import COLOR_NAMES, SHAPES, make_shapes, to_tensor
 from models.diffusion import EMA, DiffusionConfig, DiffusionModel, learning_rate, noise_loss, noised
 from models.image_vae import SHIPPED_NAME as VAE_NAME, ImageVAE, load_image_vae, rgb_uint8
+from models.parallel import batch_parallel
 from models.schedulers import DDPMScheduler
 from models.training import Trainer, TrainingResult, endless_batches, train_steps
 from models.unet import UNetConfig
@@ -178,6 +179,7 @@ def generate_frames(
     strength: float = 0.75,
     decode: bool = True,
     attention: bool = True,
+    parallel: bool = True,
 ) -> Iterator[TextFrame]:
     """Text-to-image (or image-to-image) sampling, one :class:`TextFrame` per step.
 
@@ -200,6 +202,10 @@ def generate_frames(
         Decode z_t and ẑ₀ to images on every frame (the final image is always decoded).
     attention
         Record each prompt word's cross-attention map, averaged over heads and blocks.
+    parallel
+        Without ``attention``, call the U-Net as a frozen graph on slices of the batch
+        in parallel threads (:mod:`models.parallel`, the same ε̂); False for a model
+        whose weights change between calls (training previews).
     """
     if not 0.0 <= guidance <= MAX_GUIDANCE:
         raise ValueError(f"guidance must be between 0 and {MAX_GUIDANCE:g}, got {guidance:g}")
@@ -227,31 +233,34 @@ def generate_frames(
     for block in blocks.values():
         block.keep_weights = attention
     unet.eval()
-    try:
-        for index, t in enumerate(timesteps):
-            with torch.inference_mode():
-                tt = torch.full((2 * batch,), t, dtype=torch.long, device=device)
-                eps_text, eps_uncond = unet(torch.cat([z, z]), tt, None, torch.cat([text, uncond])).chunk(2)
-                eps = eps_uncond + guidance * (eps_text - eps_uncond)  # classifier-free guidance
-                maps = _word_maps(blocks, prompts, batch, shape[-1]) if attention else None
-                step = scheduler.step(eps, t, z, generator=generator)
-                last = index == len(timesteps) - 1
-                frame = TextFrame(
-                    index=index, total=len(timesteps), t=t, prev_t=scheduler.previous_timestep(t),
-                    latents=_numpy(z), eps_uncond=_numpy(eps_uncond), eps_text=_numpy(eps_text),
-                    eps_guided=_numpy(eps), x0_latents=_numpy(step.pred_original_sample),
-                    prev_latents=_numpy(step.prev_sample),
-                    image=pipe.decode(z) if decode else None,
-                    x0_image=pipe.decode(step.pred_original_sample) if decode else None,
-                    final_image=pipe.decode(step.prev_sample) if last else None,
-                    attention=maps,
-                )
-                z = step.prev_sample
-            yield frame
-    finally:
-        for block in blocks.values():
-            block.keep_weights = False
-            block.last_weights = None
+    fast = parallel and not attention  # the maps are recorded by the module's own call
+    with batch_parallel(unet.unet, threads=None if fast else 1) as fast_unet:
+        predict = fast_unet if fast else unet
+        try:
+            for index, t in enumerate(timesteps):
+                with torch.inference_mode():
+                    tt = torch.full((2 * batch,), t, dtype=torch.long, device=device)
+                    eps_text, eps_uncond = predict(torch.cat([z, z]), tt, None, torch.cat([text, uncond])).chunk(2)
+                    eps = eps_uncond + guidance * (eps_text - eps_uncond)  # classifier-free guidance
+                    maps = _word_maps(blocks, prompts, batch, shape[-1]) if attention else None
+                    step = scheduler.step(eps, t, z, generator=generator)
+                    last = index == len(timesteps) - 1
+                    frame = TextFrame(
+                        index=index, total=len(timesteps), t=t, prev_t=scheduler.previous_timestep(t),
+                        latents=_numpy(z), eps_uncond=_numpy(eps_uncond), eps_text=_numpy(eps_text),
+                        eps_guided=_numpy(eps), x0_latents=_numpy(step.pred_original_sample),
+                        prev_latents=_numpy(step.prev_sample),
+                        image=pipe.decode(z) if decode else None,
+                        x0_image=pipe.decode(step.pred_original_sample) if decode else None,
+                        final_image=pipe.decode(step.prev_sample) if last else None,
+                        attention=maps,
+                    )
+                    z = step.prev_sample
+                yield frame
+        finally:
+            for block in blocks.values():
+                block.keep_weights = False
+                block.last_weights = None
 
 
 def _numpy(x: torch.Tensor) -> np.ndarray:

@@ -13,6 +13,11 @@
     up 1:   concat skip, res block            ◄──────────────────────┘  │  28×28
     out:    concat conv-in skip, GroupNorm, SiLU, conv ─► ε̂ (N,1,28,28) ◄┘
 
+With ``patch_size`` p > 1 the image is first cut into p×p patches, each one
+position of p²·C channels (pixel-unshuffle), and ε̂ is put back together the same
+way at the end: the same picture with 1/p² of the positions, so every convolution
+is cheaper (the shipped digits model samples about twice as fast with p = 2).
+
 Skip connections carry the fine detail past the bottleneck; the middle, at the
 coarsest resolution, sees the whole digit (self-attention lets every position look
 at every other). The timestep tells each block how much noise to expect; a class
@@ -36,7 +41,8 @@ from torch import nn
 @dataclass(frozen=True)
 class UNetConfig:
     in_channels: int = 1  # 1 for grey digits, 3 for RGB
-    image_size: int = 28  # side of the (square) input; must halve cleanly at each level
+    image_size: int = 28  # side of the (square) input
+    patch_size: int = 1  # p > 1: each p×p patch becomes one position of p²·C channels (image_size / p must halve at each level)
     channels: tuple[int, ...] = (32, 64, 64)  # feature channels per resolution level
     emb_dim: int = 128  # size of the timestep (+ class) embedding
     groups: int = 8  # GroupNorm groups
@@ -52,8 +58,15 @@ class UNetConfig:
         for c in (*self.channels, self.emb_dim):
             if c % self.groups:
                 raise ValueError(f"channel count {c} is not a multiple of {self.groups} GroupNorm groups")
-        if self.image_size % 2 ** (len(self.channels) - 1):
-            raise ValueError(f"image size {self.image_size} does not halve {len(self.channels) - 1} times")
+        if self.image_size % self.patch_size:
+            raise ValueError(f"image size {self.image_size} is not a whole number of {self.patch_size}-pixel patches")
+        if self.grid_size % 2 ** (len(self.channels) - 1):
+            raise ValueError(f"the {self.grid_size}×{self.grid_size} grid does not halve {len(self.channels) - 1} times")
+
+    @property
+    def grid_size(self) -> int:
+        """Side of the U-Net's top level: the image side over the patch size."""
+        return self.image_size // self.patch_size
 
     @property
     def null_class(self) -> int | None:
@@ -164,7 +177,8 @@ class UNet(nn.Module):
         self.time_mlp = nn.Sequential(nn.Linear(ch[0], emb_dim), nn.SiLU(), nn.Linear(emb_dim, emb_dim))
         self.class_emb = nn.Embedding(config.num_classes + 1, emb_dim) if config.num_classes else None
 
-        self.conv_in = nn.Conv2d(config.in_channels, ch[0], 3, padding=1)
+        patch_channels = config.in_channels * config.patch_size**2
+        self.conv_in = nn.Conv2d(patch_channels, ch[0], 3, padding=1)
 
         # Down path: one residual block per level, then halve the resolution (except at the bottom)
         self.down = nn.ModuleList()
@@ -198,7 +212,7 @@ class UNet(nn.Module):
 
         # Output: the conv-in features join once more, then back to image channels
         self.norm_out = nn.GroupNorm(groups, ch[0] * 2)
-        self.conv_out = nn.Conv2d(ch[0] * 2, config.in_channels, 3, padding=1)
+        self.conv_out = nn.Conv2d(ch[0] * 2, patch_channels, 3, padding=1)
         nn.init.zeros_(self.conv_out.weight)  # starts by predicting ε̂ = 0
         nn.init.zeros_(self.conv_out.bias)
 
@@ -248,6 +262,9 @@ class UNet(nn.Module):
         keep = features.__setitem__ if return_features else (lambda name, value: None)
 
         emb = self.embed(t, class_labels)  # (N, E)
+        p = self.config.patch_size
+        if p > 1:
+            x = F.pixel_unshuffle(x, p)  # (N, C·p², 28/p, 28/p): fewer, deeper positions; cheaper convolutions
         h = self.conv_in(x)  # (N, c0, 28, 28)
         keep("conv in", h)
         skips = [h]
@@ -275,7 +292,9 @@ class UNet(nn.Module):
             h = up(h)  # (N, c_level, 2S, 2S) except at the top
 
         h = torch.cat([h, skips.pop()], dim=1)  # (N, 2·c0, 28, 28)
-        eps = self.conv_out(F.silu(self.norm_out(h)))  # (N, C, 28, 28)
+        eps = self.conv_out(F.silu(self.norm_out(h)))  # (N, C·p², 28/p, 28/p)
+        if p > 1:
+            eps = F.pixel_shuffle(eps, p)  # (N, C, 28, 28)
         keep("out", eps)
         return (eps, features) if return_features else eps
 
@@ -308,8 +327,14 @@ class UNet(nn.Module):
         finally:
             for hook in hooks:
                 hook.remove()
+        if cfg.patch_size > 1:  # the hooks saw the patch grid; the block's ends are the image
+            image = (cfg.in_channels, cfg.image_size, cfg.image_size)
+            shapes["conv in"]["in"] = shapes["out"]["out"] = image
         middle = ["res", "self-attention"] + (["cross-attention"] if cfg.context_dim else []) + ["res"]
         kinds = {"conv in": "conv", "middle": " + ".join(middle), "out": "GroupNorm + SiLU + conv"}
+        if cfg.patch_size > 1:
+            kinds["conv in"] = f"{cfg.patch_size}×{cfg.patch_size} patches + conv"
+            kinds["out"] += " + patches back to pixels"
         level_kind = "res + cross-attention" if cfg.context_dim else "res"
         skips = {"conv in": "out", **{f"down {i + 1}": f"up {i + 1}" for i in range(levels)}}
         return [{"name": name, "kind": kinds.get(name, level_kind), "in": shapes[name]["in"],

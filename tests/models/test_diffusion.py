@@ -154,6 +154,15 @@ def test_same_seed_same_frames_other_seed_other_frames(model, sampler):
     assert not np.array_equal(a[-1].x_prev, c[-1].x_prev)
 
 
+def test_the_parallel_unet_call_gives_the_frames_of_the_plain_call(model):
+    def run(parallel):
+        return list(sample(model, "ddpm", 8, 5, seed=2, class_labels=[1, 2, 3, 4, 5], guidance=2.0, parallel=parallel))
+
+    for fast, plain in zip(run(True), run(False)):
+        np.testing.assert_allclose(fast.eps_hat, plain.eps_hat, atol=1e-4)
+        np.testing.assert_allclose(fast.x_prev, plain.x_prev, atol=1e-4)
+
+
 def test_ddim_eta0_is_deterministic_given_x_T(model):
     """Only x_T is random: the same seed gives the same path however the generator is used afterwards."""
     eta0 = list(sample(model, model.scheduler("ddim", eta=0.0), 5, 2, seed=1))

@@ -120,9 +120,24 @@ def test_attention_weights_can_be_kept_for_drawing():
         torch.testing.assert_close(model(torch.ones(1, 1, 28, 28), 5), kept, atol=1e-5, rtol=1e-5)
 
 
+def test_patches_keep_the_image_shape_and_halve_the_grid():
+    model = _unet(UNetConfig(channels=(16, 32), emb_dim=32, patch_size=2))
+    assert model.conv_in.in_channels == 4 and model.conv_out.out_channels == 4
+    x = torch.randn(2, 1, 28, 28)
+    with torch.no_grad():
+        eps, features = model(x, 10, return_features=True)
+    assert eps.shape == (2, 1, 28, 28)
+    assert features["down 1"].shape == (2, 16, 14, 14) and features["middle"].shape == (2, 32, 7, 7)
+    by_name = {b["name"]: b for b in model.blocks()}
+    assert by_name["conv in"]["in"] == (1, 28, 28) and by_name["out"]["out"] == (1, 28, 28)
+    assert by_name["down 1"]["out"] == (16, 14, 14) and "2×2 patches" in by_name["conv in"]["kind"]
+
+
 @pytest.mark.parametrize("config, message", [
     (dict(channels=(12, 16)), "multiple of 8"),
     (dict(channels=(8, 16, 16, 16)), "does not halve"),
+    (dict(channels=(8, 16), patch_size=3), "patches"),
+    (dict(channels=(8, 16, 16), patch_size=2), "does not halve"),
     (dict(channels=()), "at least one level"),
 ])
 def test_bad_configs_are_refused(config, message):
@@ -131,5 +146,7 @@ def test_bad_configs_are_refused(config, message):
 
 
 def test_shipped_size():
-    model = UNet(UNetConfig(channels=(24, 48, 96)))
+    from models.diffusion import SHIPPED_RECIPE
+
+    model = UNet(SHIPPED_RECIPE.config.unet)
     assert 0.8e6 < model.num_parameters() < 1.5e6

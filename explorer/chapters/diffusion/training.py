@@ -149,7 +149,7 @@ def probe(session: TrainingSession) -> Iterator[Probe | None]:
     labels = np.arange(PREVIEW_COUNT) % 10 if conditional else None
     frame = None
     for frame in sample(model, "ddim", PREVIEW_STEPS, PREVIEW_COUNT, PREVIEW_SEED, labels,
-                        guidance=DEFAULT_GUIDANCE if conditional else 1.0):
+                        guidance=DEFAULT_GUIDANCE if conditional else 1.0, parallel=False):  # weights change
         yield None
     preview = tile(to_uint8(frame.x_prev), PREVIEW_COUNT, gap=1, fill=90)
     timesteps = probe_timesteps(model.config.num_train_timesteps)

@@ -172,7 +172,7 @@ def probe(session: TrainingSession) -> Iterator[Probe | None]:
     frame = None
     for frame in generate_frames(session.ema_pipeline(), prompts, guidance=DEFAULT_GUIDANCE,
                                  num_steps=PREVIEW_STEPS, seed=PREVIEW_SEED, batch=len(prompts), decode=False,
-                                 attention=False):
+                                 attention=False, parallel=False):  # the weights change between previews
         yield None
     result = Probe(session.step, frame.final_image)
     session.probes.append(result)

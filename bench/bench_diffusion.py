@@ -164,10 +164,10 @@ def main() -> None:
             rows.append((f"our sample() {sampler.upper()}-{steps}", *ours,
                          f"ours/diffusers {ours[0] / theirs[0]:.2f} wall, {ours[1] / theirs[1]:.2f} CPU"))
 
-    print(f"{'case':<36} {'median wall':>12} {'median CPU':>11}  ratio")
+    print(f"{'case':<46} {'median wall':>12} {'median CPU':>11}  ratio")
     for name, wall, cpu, note in rows:
         unit = (lambda s: f"{s * 1000:9.1f} ms") if wall < 1 else (lambda s: f"{s:10.2f} s")
-        print(f"{name:<36} {unit(wall):>12} {unit(cpu):>11}  {note}")
+        print(f"{name:<46} {unit(wall):>12} {unit(cpu):>11}  {note}")
 
 
 if __name__ == "__main__":

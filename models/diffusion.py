@@ -147,7 +147,7 @@ class DiffusionRecipe:
     channels_last: bool = True  # faster convolutions on CPU
 
 
-SHIPPED_RECIPE = DiffusionRecipe(DiffusionConfig(unet=UNetConfig(channels=(24, 48, 96))))
+SHIPPED_RECIPE = DiffusionRecipe(DiffusionConfig(unet=UNetConfig(channels=(48, 96), patch_size=2)))
 
 
 class EMA:

@@ -334,7 +334,7 @@ class UNet(nn.Module):
         kinds = {"conv in": "conv", "middle": " + ".join(middle), "out": "GroupNorm + SiLU + conv"}
         if cfg.patch_size > 1:
             kinds["conv in"] = f"{cfg.patch_size}×{cfg.patch_size} patches + conv"
-            kinds["out"] += " + patches back to pixels"
+            kinds["out"] = "norm, SiLU, conv, unpatch"
         level_kind = "res + cross-attention" if cfg.context_dim else "res"
         skips = {"conv in": "out", **{f"down {i + 1}": f"up {i + 1}" for i in range(levels)}}
         return [{"name": name, "kind": kinds.get(name, level_kind), "in": shapes[name]["in"],

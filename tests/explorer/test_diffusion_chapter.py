@@ -66,7 +66,7 @@ def test_the_shipped_model_is_in_use_and_described(chapter):
     assert chapter.holder.origin == "shipped" and chapter.holder.is_shipped
     assert chapter.holder.conditional
     text = chapter.model_label.text()
-    assert "shipped" in text and "1.06 M parameters" in text and "class-conditional" in text
+    assert "shipped" in text and "1.03 M parameters" in text and "class-conditional" in text
     assert not chapter.restore_button.isEnabled()
 
 

@@ -88,8 +88,8 @@ def test_the_drawing_has_each_block_with_its_shape_and_each_skip(tab, shipped):
     assert texts["middle"].splitlines()[1] == "res + self-attention + res"
     # The U: down blocks on the left going down, up blocks on the right at their partner's height.
     rects = {name: tab.diagram.block_rect(name) for name in texts}
-    assert rects["down 1"].top() < rects["down 2"].top() < rects["down 3"].top() < rects["middle"].top()
-    for level in (1, 2, 3):
+    assert rects["down 1"].top() < rects["down 2"].top() < rects["middle"].top()
+    for level in (1, 2):
         assert rects[f"down {level}"].center().y() == rects[f"up {level}"].center().y()
         assert rects[f"down {level}"].right() < rects["middle"].center().x() < rects[f"up {level}"].left()
     # The embedding (time + class: the shipped model is conditional) feeds every res block and nothing else.
@@ -109,10 +109,10 @@ def test_clicking_a_block_shows_its_feature_maps_for_the_input(tab, qtbot, shipp
     tab.set_input(step)
     wait_idle(qtbot, tab)
     tab.channels_combo.setCurrentIndex(tab.channels_combo.findData(0))  # all channels
-    click_block(tab, "down 2")
-    assert tab.diagram.current == "down 2" and tab.block_combo.currentData() == "down 2"
+    click_block(tab, "down 1")
+    assert tab.diagram.current == "down 1" and tab.block_combo.currentData() == "down 1"
     eps, maps = direct_features(shipped[0], step)
-    expected = maps["down 2"]  # (48, 14, 14)
+    expected = maps["down 1"]  # (48, 14, 14): the top level of a U-Net on 2×2 patches
     assert tab.shown_maps.shape == expected.shape == (48, 14, 14)
     np.testing.assert_allclose(tab.shown_maps, expected, atol=1e-4)
     mosaic = tab.feature_panel.image()
@@ -158,10 +158,9 @@ def test_keys_move_the_selection_along_the_u(tab, qtbot):
     QTest.keyClick(diagram, Qt.Key.Key_Left)
     assert diagram.current == "down 2"
     QTest.keyClick(diagram, Qt.Key.Key_Down)
-    QTest.keyClick(diagram, Qt.Key.Key_Down)
     assert diagram.current == "middle"
     QTest.keyClick(diagram, Qt.Key.Key_Tab)  # Tab follows the data: from the middle up the right
-    assert diagram.current == "up 3"
+    assert diagram.current == "up 2"
     QTest.keyClick(diagram, Qt.Key.Key_Backtab)
     assert diagram.current == "middle"
     QTest.keyClick(diagram, Qt.Key.Key_End)
@@ -240,3 +239,17 @@ def test_another_model_is_redrawn_with_its_shapes(tab, qtbot):
     _, maps = direct_features(tiny, step_input(label=None))  # an unconditional model ignores the label
     np.testing.assert_allclose(tab.shown_maps, maps["middle"], atol=1e-5)
     assert tab.shown_maps.shape == (16, 14, 14)
+
+
+def test_hints_say_where_a_model_works_on_patches():
+    from explorer.chapters.diffusion.unet_tab import block_hint
+    from explorer.widgets.unet_diagram import layout_blocks
+    from models.unet import UNet
+
+    for patch, first in ((2, "cut into 2×2 patches"), (1, "turns the grey image into 16 maps")):
+        blocks = layout_blocks(UNet(UNetConfig(channels=(16, 32), emb_dim=32, patch_size=patch)).blocks())
+        by_name = {b.name: b for b in blocks}
+        assert first in block_hint(by_name["conv in"], blocks)
+        top = "The top level, 14×14: one position per 2×2 patch" if patch == 2 else "Full resolution, 28×28"
+        assert top in block_hint(by_name["down 1"], blocks)
+        assert "Halved to" in block_hint(by_name["down 2"], blocks)

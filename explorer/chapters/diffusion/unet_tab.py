@@ -139,7 +139,13 @@ def block_hint(block: Block, blocks: list[Block]) -> str:
     full = blocks[0].shape_in[1] if blocks and len(blocks[0].shape_in) > 1 else size
     patch = max(1, full // size) if size else 1
     res = f"{size}×{size}"
-    if block is blocks[0]:
+    top = blocks[0].shape_out[1] if blocks and len(blocks[0].shape_out) > 1 else full  # side of the top level
+    if block is blocks[0] and top < full:
+        cut = full // top
+        text = (f"The image is cut into {cut}×{cut} patches, each one position of {cut * cut} pixel values, and the "
+                f"first convolution turns that {res} grid into {block.shape_out[0]} maps (patches make every later "
+                "convolution cheaper). Most look like the noisy digit itself: brightened, darkened, or as edges.")
+    elif block is blocks[0]:
         text = (f"The first convolution turns the grey image into {block.shape_out[0]} maps. Most look like the "
                 "noisy digit itself: brightened, darkened, or as edges. Nothing is understood yet.")
     elif block is blocks[-1]:
@@ -148,6 +154,9 @@ def block_hint(block: Block, blocks: list[Block]) -> str:
     elif block.part == "down" and patch == 1:
         text = (f"Full resolution, {res}: maps of small edges and strokes of the noisy digit. Each pixel here "
                 "sees only the few pixels around it.")
+    elif block.part == "down" and size == top:
+        text = (f"The top level, {res}: one position per {patch}×{patch} patch of pixels. Maps of small edges and "
+                "strokes of the noisy digit; each position sees only the few patches around it.")
     elif block.part == "down":
         text = (f"Halved to {res}: each position sums up a {patch}×{patch} patch of the image, so strokes get "
                 "thicker and the noise starts to average out.")
@@ -189,6 +198,9 @@ class UNetTab(DiffusionTab):
         self.block_combo = QComboBox()
         self.block_combo.setToolTip("The block whose feature maps are shown (or click a block in the drawing; "
                                     "arrow keys and Tab move along it)")
+        # Long block descriptions must not widen the side panel: the popup still shows them whole.
+        self.block_combo.setSizeAdjustPolicy(QComboBox.SizeAdjustPolicy.AdjustToMinimumContentsLengthWithIcon)
+        self.block_combo.setMinimumContentsLength(20)
         self.hint_label = QLabel()
         self.hint_label.setWordWrap(True)
         self.hint_label.setTextFormat(Qt.TextFormat.RichText)

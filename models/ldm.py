@@ -509,8 +509,10 @@ def train_ldm(recipe: LDMRecipe = LDMRecipe(), out: str | os.PathLike = "runs/ld
         earlier = start_meta.get("card", {})
         card["init"] = (f"went on from {Path(init).name}: {earlier.get('steps', '?')} steps, "
                         f"{earlier.get('cpu_seconds', '?')} CPU-s, recipe: {earlier.get('recipe', '?')}")
-        card["total_steps"] = trainer.step + int(earlier.get("steps", 0))
-        card["total_cpu_seconds"] = round(trainer.cpu_seconds + float(earlier.get("cpu_seconds", 0.0)), 1)
+        # An earlier run that itself went on from another has the totals of the whole chain.
+        card["total_steps"] = trainer.step + int(earlier.get("total_steps", earlier.get("steps", 0)))
+        card["total_cpu_seconds"] = round(trainer.cpu_seconds + float(
+            earlier.get("total_cpu_seconds", earlier.get("cpu_seconds", 0.0))), 1)
     if interrupted:
         card["interrupted"] = f"stopped by the user at step {trainer.step} of {recipe.steps}"
     elif evaluate:

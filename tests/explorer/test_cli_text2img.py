@@ -202,6 +202,16 @@ def test_train_ldm_vae_then_unet(parts, tmp_path, capsys):
     _, meta = load_ldm(tmp_path / "more" / "ldm-shapes.safetensors")
     assert meta["card"]["steps"] == 2 and meta["card"]["total_steps"] == 5 and "went on from" in meta["card"]["init"]
 
+    # ... and a run that goes on from that one counts the whole chain
+    code, _, stderr = run(capsys, "train", "ldm", "--steps", "1", "--warmup", "1", "--batch-size", "8",
+                          "--data", "32", "--no-eval", "--device", "cpu", "--clip", str(parts["clip"]),
+                          "--vae", str(tmp_path / "v.safetensors"),
+                          "--init", str(tmp_path / "more" / "ldm-shapes.safetensors"), "--out", str(tmp_path / "again"))
+    assert code == 0, stderr
+    _, again = load_ldm(tmp_path / "again" / "ldm-shapes.safetensors")
+    assert again["card"]["total_steps"] == 6
+    assert again["card"]["total_cpu_seconds"] > meta["card"]["total_cpu_seconds"]
+
 
 def test_train_ldm_errors(parts, tmp_path, capsys):
     code, _, stderr = run(capsys, "train", "ldm", "--part", "vae", "--clip", str(parts["clip"]), "--out", str(tmp_path))

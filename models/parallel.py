@@ -108,8 +108,8 @@ def batch_parallel(module: nn.Module, threads: int | None = None) -> Iterator[Ca
             batch = next(a for a in args if a is not None).shape[0]
             if graph is None or batch < 2:
                 return _graph_call(module)(*args)
-            slices = [tuple(a.tensor_split(threads)[i] for a in args if a is not None) for i in range(threads)]
-            slices = [s for s in slices if s[0].shape[0]]
+            parts = [a.tensor_split(threads) for a in args if a is not None]  # each argument in `threads` slices
+            slices = [s for s in zip(*parts) if s[0].shape[0]]  # (x, t, …) of each slice; none empty
             return torch.cat(list(pool.map(lambda s: _run(graph, s), slices)))
 
         yield call

@@ -34,9 +34,9 @@ from torch import nn
 from models.assets import asset_path
 from models.images import EPS_RANGE, to_uint8  # noqa: F401 (part of this module's API)
 from models.data import make_digits, to_tensor
+from models.parallel import batch_parallel
 from models.schedulers import DDIMScheduler, DDPMScheduler, NoiseScheduler
 from models.training import Trainer, TrainingResult, TrainingSnapshot, endless_batches
-from models.parallel import batch_parallel
 from models.unet import UNet, UNetConfig
 from models.weights import load_model, save_model
 

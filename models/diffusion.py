@@ -436,13 +436,14 @@ def sample(
     with torch.inference_mode():
         x = torch.randn(shape, generator=generator).to(device) * scheduler.init_noise_sigma  # x_T ~ N(0, I)
     timesteps = [int(t) for t in scheduler.timesteps]
-    with batch_parallel(model.unet, threads=None if parallel else 1) as fast_unet:
+    fast = parallel and not record_features  # feature maps come from the module's own call
+    with batch_parallel(model.unet, threads=None if fast else 1) as fast_unet:
 
         def predict(x: torch.Tensor, t: torch.Tensor, labels: torch.Tensor | None):
             """ε̂, and the feature maps when they are recorded."""
             if record_features:
                 return model(x, t, labels, return_features=True)
-            return (fast_unet if parallel else model.unet)(x, t, labels, None), None
+            return (fast_unet if fast else model.unet)(x, t, labels, None), None
 
         for index, t in enumerate(timesteps):
             with torch.inference_mode():

@@ -1292,7 +1292,8 @@ def _add_eval_ldm(models: argparse._SubParsersAction) -> None:
         description="Generate M scenes from captions (half seen in training, half held-out combinations) and "
         "print JSON: prompt_fidelity (the evaluator finds the asked shape, colour and background; goal ≥ 0.90), "
         "real_fidelity (the same judge on real scenes), clip_zero_shot_accuracy (goal ≥ 0.95), each also "
-        "split into _seen and _held_out, with the goals and meets_goals.",
+        "split into _seen and _held_out, prompt_fidelity_by_shape (which shapes fail), with the goals and "
+        "meets_goals.",
     )
     p.add_argument("--weights", metavar="PATH", help="latent U-Net weights (default the shipped ldm-shapes)")
     p.add_argument("--clip", metavar="PATH", help="CLIP weights (default the shipped clip-shapes)")

@@ -406,6 +406,17 @@ def fidelity(evaluator, images: np.ndarray, combos: Sequence[tuple[str, str, str
     return float(right.mean())
 
 
+def fidelity_by_shape(evaluator, generated: dict[tuple[str, str, str], list[np.ndarray]]) -> dict[str, float]:
+    """Prompt fidelity of the images asked for each shape (seen and held out together): which shapes fail."""
+    by_shape = {}
+    for shape in SHAPES:
+        pairs = [(combo, image) for combo, images in generated.items() if combo[0] == shape for image in images]
+        if pairs:
+            combos, images = zip(*pairs)
+            by_shape[shape] = round(fidelity(evaluator, np.stack(images), list(combos)), 4)
+    return by_shape
+
+
 def quality_metrics(pipe: TextToImage, count: int = 256, *, guidance: float = DEFAULT_GUIDANCE,
                     num_steps: int = DEFAULT_STEPS, sampler: str = "ddim", seed: int = EVAL_SEED,
                     evaluator=None, zero_shot_images: int = 2000) -> dict[str, Any]:
@@ -416,10 +427,13 @@ def quality_metrics(pipe: TextToImage, count: int = 256, *, guidance: float = DE
     start = time.perf_counter()
     report: dict[str, Any] = {"samples": count, "guidance": guidance, "sampler": sampler, "steps": num_steps}
     split = fidelity_prompts(count, seed)
+    generated: dict[tuple[str, str, str], list[np.ndarray]] = {}
     for name, combos in split.items():
         images = generate(pipe, [describe(*c) for c in combos], guidance=guidance, num_steps=num_steps,
                           sampler=sampler, seed=seed + (0 if name == "seen" else 50_000))
         report[f"prompt_fidelity_{name}"] = fidelity(evaluator, images, combos)
+        for combo, image in zip(combos, images):
+            generated.setdefault(combo, []).append(image)
         real = make_shapes(len(combos), seed=seed, combinations=combos)
         wanted = list(zip((SHAPES[s] for s in real.shape), (COLOR_NAMES[c] for c in real.color),
                           (COLOR_NAMES[b] for b in real.background)))
@@ -427,6 +441,7 @@ def quality_metrics(pipe: TextToImage, count: int = 256, *, guidance: float = DE
     for key in ("prompt_fidelity", "real_fidelity"):
         report[key] = (report[f"{key}_seen"] * len(split["seen"])
                        + report[f"{key}_held_out"] * len(split["held_out"])) / count
+    report["prompt_fidelity_by_shape"] = fidelity_by_shape(evaluator, generated)
     zero_shot = zero_shot_accuracy(pipe.clip, count=zero_shot_images)
     report["clip_zero_shot_accuracy"] = zero_shot["accuracy"]
     report["clip_zero_shot_accuracy_seen"] = zero_shot["seen"]

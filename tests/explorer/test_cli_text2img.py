@@ -238,5 +238,6 @@ def test_eval_clip_and_ldm_print_json(parts, capsys):
         for suffix in ("", "_seen", "_held_out"):
             assert 0 <= report[key + suffix] <= 1
     assert report["goals"] == {"prompt_fidelity": 0.9, "clip_zero_shot_accuracy": 0.95}
+    assert report["prompt_fidelity_by_shape"] and all(0 <= v <= 1 for v in report["prompt_fidelity_by_shape"].values())
     code, _, stderr = run(capsys, "eval", "ldm", *weights_options(parts), "--guidance", "20")
     assert code == 2 and "--guidance must be between 0 and 15" in stderr

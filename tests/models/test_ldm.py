@@ -8,7 +8,7 @@ import pytest
 import torch
 
 from models.assets import asset_path
-from models.data import COLOR_NAMES
+from models.data import COLOR_NAMES, SHAPES
 from models.clip import Clip, ClipConfig, describe
 from models.diffusion import DiffusionConfig, DiffusionModel
 from models.image_vae import ImageVAE, ImageVAEConfig
@@ -226,6 +226,22 @@ def test_shipped_pipeline_meets_the_fidelity_goal():
 
     set_torch_threads()
     assert quality_metrics(load_pipeline(), count=128)["prompt_fidelity"] >= FIDELITY_GOAL
+
+
+def test_fidelity_by_shape_scores_each_shape_on_its_own_images():
+    from models.data import make_shapes
+    from models.evaluator import Evaluator
+    from models.ldm import fidelity_by_shape
+
+    combos = [("circle", "red", "blue"), ("square", "green", "white"), ("star", "yellow", "black")]
+    real = make_shapes(12, seed=4, combinations=combos)
+    generated: dict = {}
+    for s, c, b, image in zip(real.shape, real.color, real.background, real.images):
+        generated.setdefault((SHAPES[s], COLOR_NAMES[c], COLOR_NAMES[b]), []).append(image)
+    squares = generated.pop(("square", "green", "white"))
+    generated[("square", "green", "black")] = squares  # asked for black, shown on white: all wrong
+    by_shape = fidelity_by_shape(Evaluator.load(), generated)
+    assert by_shape == {"circle": 1.0, "square": 0.0, "star": 1.0}
 
 
 def test_the_shipped_pipeline_paints_the_colours_it_is_asked_for():

@@ -218,8 +218,6 @@ def test_shipped_pipeline_follows_prompts():
 
 
 @pytest.mark.slow
-@pytest.mark.xfail(strict=True, reason="colours and backgrounds follow the prompt, but squares come out round: "
-                   "prompt fidelity 0.684 at guidance 5 (see the ldm-shapes card)")
 def test_shipped_pipeline_meets_the_fidelity_goal():
     from models.device import set_torch_threads
     from models.ldm import FIDELITY_GOAL, load_pipeline, quality_metrics

@@ -397,24 +397,23 @@ def fidelity_prompts(count: int = 256, seed: int = EVAL_SEED) -> dict[str, list[
     }
 
 
-def fidelity(evaluator, images: np.ndarray, combos: Sequence[tuple[str, str, str]]) -> float:
-    """Share of images whose shape, colour and background the evaluator finds as ``combos`` ask."""
+def prompt_matches(evaluator, images: np.ndarray, combos: Sequence[tuple[str, str, str]]) -> np.ndarray:
+    """Per image (bool): the evaluator finds the shape, colour and background ``combos`` ask for."""
     predicted = evaluator.shape_predictions(images)
     want = np.array([(SHAPES.index(s), COLOR_NAMES.index(c), COLOR_NAMES.index(b)) for s, c, b in combos])
-    right = ((predicted["shape"].argmax(1) == want[:, 0]) & (predicted["color"].argmax(1) == want[:, 1])
-             & (predicted["background"].argmax(1) == want[:, 2]))
-    return float(right.mean())
+    return ((predicted["shape"].argmax(1) == want[:, 0]) & (predicted["color"].argmax(1) == want[:, 1])
+            & (predicted["background"].argmax(1) == want[:, 2]))
 
 
-def fidelity_by_shape(evaluator, generated: dict[tuple[str, str, str], list[np.ndarray]]) -> dict[str, float]:
-    """Prompt fidelity of the images asked for each shape (seen and held out together): which shapes fail."""
-    by_shape = {}
-    for shape in SHAPES:
-        pairs = [(combo, image) for combo, images in generated.items() if combo[0] == shape for image in images]
-        if pairs:
-            combos, images = zip(*pairs)
-            by_shape[shape] = round(fidelity(evaluator, np.stack(images), list(combos)), 4)
-    return by_shape
+def fidelity(evaluator, images: np.ndarray, combos: Sequence[tuple[str, str, str]]) -> float:
+    """Share of images whose shape, colour and background the evaluator finds as ``combos`` ask."""
+    return float(prompt_matches(evaluator, images, combos).mean())
+
+
+def fidelity_by_shape(matches: np.ndarray, combos: Sequence[tuple[str, str, str]]) -> dict[str, float]:
+    """Prompt fidelity of the images asked for each shape (from :func:`prompt_matches`): which shapes fail."""
+    asked = np.array([shape for shape, _, _ in combos])
+    return {shape: round(float(matches[asked == shape].mean()), 4) for shape in SHAPES if (asked == shape).any()}
 
 
 def quality_metrics(pipe: TextToImage, count: int = 256, *, guidance: float = DEFAULT_GUIDANCE,
@@ -427,13 +426,12 @@ def quality_metrics(pipe: TextToImage, count: int = 256, *, guidance: float = DE
     start = time.perf_counter()
     report: dict[str, Any] = {"samples": count, "guidance": guidance, "sampler": sampler, "steps": num_steps}
     split = fidelity_prompts(count, seed)
-    generated: dict[tuple[str, str, str], list[np.ndarray]] = {}
+    matches = {}
     for name, combos in split.items():
         images = generate(pipe, [describe(*c) for c in combos], guidance=guidance, num_steps=num_steps,
                           sampler=sampler, seed=seed + (0 if name == "seen" else 50_000))
-        report[f"prompt_fidelity_{name}"] = fidelity(evaluator, images, combos)
-        for combo, image in zip(combos, images):
-            generated.setdefault(combo, []).append(image)
+        matches[name] = prompt_matches(evaluator, images, combos)
+        report[f"prompt_fidelity_{name}"] = float(matches[name].mean())
         real = make_shapes(len(combos), seed=seed, combinations=combos)
         wanted = list(zip((SHAPES[s] for s in real.shape), (COLOR_NAMES[c] for c in real.color),
                           (COLOR_NAMES[b] for b in real.background)))
@@ -441,7 +439,8 @@ def quality_metrics(pipe: TextToImage, count: int = 256, *, guidance: float = DE
     for key in ("prompt_fidelity", "real_fidelity"):
         report[key] = (report[f"{key}_seen"] * len(split["seen"])
                        + report[f"{key}_held_out"] * len(split["held_out"])) / count
-    report["prompt_fidelity_by_shape"] = fidelity_by_shape(evaluator, generated)
+    report["prompt_fidelity_by_shape"] = fidelity_by_shape(np.concatenate([matches[n] for n in split]),
+                                                           [c for n in split for c in split[n]])
     zero_shot = zero_shot_accuracy(pipe.clip, count=zero_shot_images)
     report["clip_zero_shot_accuracy"] = zero_shot["accuracy"]
     report["clip_zero_shot_accuracy_seen"] = zero_shot["seen"]
